@@ -1,0 +1,129 @@
+# jnx_auth: PostgreSQL extension (PGXS) + jnx-shim, and every developer target.
+#
+#   make            build the extension and the shim
+#   make install    install the extension into the PostgreSQL found by pg_config
+#   make run        set up a private cluster, install, start the shim (see README)
+#   make test       the same set-up, then every suite (what CI runs)
+#   make installcheck   pg_regress against a running server (PGHOST/PGPORT/PGUSER)
+
+EXTENSION_NAME = jnx_auth
+EXTVERSION    := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" extension/$(EXTENSION_NAME).control)
+
+MODULE_big = $(EXTENSION_NAME)
+CORE_SRCS  = $(wildcard extension/core/*.cpp)
+PG_SRCS    = $(wildcard extension/pg/*.cpp)
+OBJS       = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
+
+MODULEDIR  = extension
+DATA       = extension/$(EXTENSION_NAME).control
+DATA_built = extension/$(EXTENSION_NAME)--$(EXTVERSION).sql
+EXTRA_CLEAN = extension/$(EXTENSION_NAME)--*.sql
+
+REGRESS      = setup webhook_sign webhook_verify secrets ingest
+REGRESS_OPTS = --inputdir=. --dbname=jnx_regression
+
+PG_CONFIG ?= pg_config
+PG_INCLUDE_SERVER := $(shell $(PG_CONFIG) --includedir-server)
+# PostgreSQL's headers as system headers: -Werror applies to our code only.
+PG_CPPFLAGS = -isystem $(PG_INCLUDE_SERVER) -Iextension
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -fvisibility=hidden
+SHLIB_LINK  = -lssl -lcrypto -lstdc++
+
+# No LLVM bitcode: JIT inlining of these functions buys nothing, and clang
+# would need its own flags for C++17.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Everything below is ours, outside PGXS.
+BUILD      = build
+CXX_STD    = -std=c++17 -Wall -Wextra -Werror -O2 -g
+OPENSSL_LIBS = -lssl -lcrypto
+
+$(DATA_built): $(sort $(wildcard extension/schema/*.sql))
+	cat $^ > $@
+
+all: shim/jnx-shim
+
+# --- shim -------------------------------------------------------------------
+HTTPLIB_FLAGS := $(shell pkg-config --cflags --libs cpp-httplib 2>/dev/null)
+PQ_INCLUDE    := $(shell $(PG_CONFIG) --includedir)
+SHIM_SRCS      = $(wildcard shim/*.cpp)
+SHIM_HDRS      = $(wildcard shim/*.h)
+
+shim/jnx-shim: $(SHIM_SRCS) $(SHIM_HDRS) extension/$(EXTENSION_NAME).control
+	$(CXX) $(CXX_STD) -DJNX_EXTVERSION='"$(EXTVERSION)"' -I$(PQ_INCLUDE) -o $@ $(SHIM_SRCS) \
+	    $(HTTPLIB_FLAGS) -lpq -lpthread
+
+# --- unit tests (GoogleTest, core only) ----------------------------------------
+UNIT_SRCS = $(wildcard test/unit/*.cpp)
+$(BUILD)/jnx-unit: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard extension/core/*.h)
+	@mkdir -p $(BUILD)
+	$(CXX) $(CXX_STD) -Iextension -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -lpthread $(OPENSSL_LIBS)
+
+unit: $(BUILD)/jnx-unit
+	$(BUILD)/jnx-unit
+
+# --- fuzzing (libFuzzer, ASan + UBSan) -------------------------------------------
+FUZZ_CXX   = clang++-14
+FUZZ_FLAGS = -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS = $(patsubst test/fuzz/%.cpp,$(BUILD)/%,$(wildcard test/fuzz/fuzz_*.cpp))
+FUZZ_SECONDS ?= 300
+
+$(BUILD)/fuzz_%: test/fuzz/fuzz_%.cpp $(CORE_SRCS) $(wildcard extension/core/*.h)
+	@mkdir -p $(BUILD)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -Iextension -o $@ $< $(CORE_SRCS) $(OPENSSL_LIBS)
+
+fuzz: $(FUZZ_TARGETS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash test/fuzz/run.sh $(FUZZ_TARGETS)
+
+# --- benchmarks (not part of make test) ------------------------------------------
+$(BUILD)/bench_webhook: test/bench/bench_webhook.cpp $(CORE_SRCS) $(wildcard extension/core/*.h)
+	@mkdir -p $(BUILD)
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -O2 -Iextension -o $@ $< $(CORE_SRCS) $(OPENSSL_LIBS)
+
+bench: $(BUILD)/bench_webhook
+	bash test/bench/run.sh
+
+# --- development environment -----------------------------------------------------
+deps:
+	bash test/env/deps.sh
+
+run: deps
+	$(MAKE) all
+	$(MAKE) install
+	bash test/env/cluster.sh run
+
+stop:
+	bash test/env/cluster.sh stop
+
+psql:
+	bash test/env/cluster.sh psql
+
+sample-webhook:
+	bash test/env/cluster.sh sample-webhook
+
+test: deps
+	$(MAKE) all
+	$(MAKE) install
+	bash test/run-all.sh
+
+# --- style -----------------------------------------------------------------------
+FORMAT_FILES = $(wildcard extension/core/*.cpp extension/core/*.h extension/pg/*.cpp extension/pg/*.h \
+               shim/*.cpp shim/*.h test/unit/*.cpp test/fuzz/*.cpp test/bench/*.cpp)
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+lint:
+	clang-tidy --quiet $(CORE_SRCS) $(SHIM_SRCS) -- -std=c++17 -Iextension -I$(PQ_INCLUDE)
+	clang-tidy --quiet $(PG_SRCS) -- -std=c++17 -Iextension -isystem $(PG_INCLUDE_SERVER)
+
+clean: clean-local
+clean-local:
+	rm -rf $(BUILD) shim/jnx-shim results regression.diffs regression.out
+
+.PHONY: unit fuzz bench deps run stop psql sample-webhook test format format-check lint clean-local

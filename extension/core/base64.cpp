@@ -1,0 +1,82 @@
+#include "base64.h"
+
+#include <array>
+#include <cstdint>
+
+#include "no_postgres.h"
+
+namespace jnx::core {
+namespace {
+
+constexpr char kAlphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// 0..63 for alphabet characters, 0xFF for everything else.
+constexpr std::array<uint8_t, 256> MakeDecodeTable() {
+  std::array<uint8_t, 256> table{};
+  for (auto &v : table) v = 0xFF;
+  for (uint8_t i = 0; i < 64; ++i) table[static_cast<uint8_t>(kAlphabet[i])] = i;
+  return table;
+}
+constexpr std::array<uint8_t, 256> kDecode = MakeDecodeTable();
+
+}  // namespace
+
+std::string Base64Encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  const auto *p = reinterpret_cast<const uint8_t *>(in.data());
+  size_t i = 0;
+  for (; i + 3 <= in.size(); i += 3) {
+    uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8) | p[i + 2];
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+    out.push_back(kAlphabet[v & 63]);
+  }
+  size_t rest = in.size() - i;
+  if (rest == 1) {
+    uint32_t v = uint32_t{p[i]} << 16;
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.append("==");
+  } else if (rest == 2) {
+    uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8);
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+    out.push_back('=');
+  }
+  return out;
+}
+
+bool Base64Decode(std::string_view in, std::string *out) {
+  if (in.size() % 4 != 0) return false;
+  size_t pad = 0;
+  if (!in.empty() && in.back() == '=') pad = (in.size() >= 2 && in[in.size() - 2] == '=') ? 2 : 1;
+  std::string decoded;
+  decoded.reserve(in.size() / 4 * 3);
+  for (size_t i = 0; i < in.size(); i += 4) {
+    const bool last = i + 4 == in.size();
+    const size_t data_chars = last ? 4 - pad : 4;
+    uint32_t v = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      uint8_t d = 0;
+      if (j < data_chars) {
+        d = kDecode[static_cast<uint8_t>(in[i + j])];
+        if (d == 0xFF) return false;  // '=' inside the data, or a foreign byte
+      }
+      v = (v << 6) | d;
+    }
+    decoded.push_back(static_cast<char>((v >> 16) & 0xFF));
+    if (data_chars >= 3) decoded.push_back(static_cast<char>((v >> 8) & 0xFF));
+    if (data_chars == 4) decoded.push_back(static_cast<char>(v & 0xFF));
+    // Canonical form: the bits that padding discards must be zero.
+    if (data_chars == 2 && (v & 0xFFFF) != 0) return false;
+    if (data_chars == 3 && (v & 0xFF) != 0) return false;
+  }
+  out->append(decoded);
+  return true;
+}
+
+}  // namespace jnx::core

@@ -1,0 +1,170 @@
+// SQL entry points for webhook signatures: jnx.webhook_sign, jnx.verify_webhook
+// and the secret check used by jnx.set_webhook_secrets.
+#include "config.h"
+#include "core/webhook.h"
+#include "errors.h"
+#include "pg.h"
+
+extern "C" {
+#include "datatype/timestamp.h"
+#include "utils/timestamp.h"
+}
+
+namespace jnx::pg {
+namespace {
+
+std::string_view TextView(const text *t) {
+  return std::string_view(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+std::string_view ByteaView(const bytea *b) {
+  return std::string_view(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+}
+
+// A signature is "v1," + 44 base64 characters.
+constexpr size_t kSignatureBufBytes = 64;
+
+void SignWorker(std::string_view secret, std::string_view msg_id, int64 timestamp,
+                std::string_view body, char (*out)[kSignatureBufBytes], Failure *failure) noexcept {
+  Guard(failure, [&] {
+    std::string key;
+    core::WebhookError err = core::DecodeWebhookSecret(secret, &key);
+    std::string signature;
+    if (err == core::WebhookError::kOk) {
+      err = core::SignWebhook(key, msg_id, timestamp, body, &signature);
+    }
+    if (err != core::WebhookError::kOk) {
+      const char *detail = err == core::WebhookError::kMalformedHeader
+                               ? "msg_id must be 1 to 256 printable ASCII characters without "
+                                 "spaces and msg_timestamp must not be negative."
+                               : nullptr;
+      SetWebhookFailure(failure, err, detail);
+      return;
+    }
+    strlcpy(*out, signature.c_str(), kSignatureBufBytes);
+  });
+}
+
+// Names the malformed part, without echoing any value.
+const char *MalformedDetail(std::string_view msg_id, std::string_view timestamp) noexcept {
+  int64_t ignored = 0;
+  if (core::CheckWebhookMsgId(msg_id) != core::WebhookError::kOk) {
+    return "svix-id must be 1 to 256 printable ASCII characters without spaces.";
+  }
+  if (core::ParseWebhookTimestamp(timestamp, &ignored) != core::WebhookError::kOk) {
+    return "svix-timestamp must be Unix seconds written as 1 to 18 digits.";
+  }
+  return "svix-signature must hold space-separated \"v1,<base64>\" entries (at most 8192 bytes).";
+}
+
+void VerifyWorker(std::string_view msg_id, std::string_view timestamp, std::string_view header,
+                  std::string_view body, const std::string_view *keys, int nkeys,
+                  std::string_view explicit_secret, bool use_explicit, int64 now,
+                  Failure *failure) noexcept {
+  Guard(failure, [&] {
+    std::string key;
+    std::string_view one_key;
+    if (use_explicit) {
+      core::WebhookError err = core::DecodeWebhookSecret(explicit_secret, &key);
+      if (err != core::WebhookError::kOk) {
+        SetWebhookFailure(failure, err);
+        return;
+      }
+      one_key = key;
+      keys = &one_key;
+      nkeys = 1;
+    }
+    core::WebhookError err = core::VerifyWebhook(msg_id, timestamp, header, body, keys,
+                                                 static_cast<size_t>(nkeys), now);
+    if (err != core::WebhookError::kOk) {
+      SetWebhookFailure(failure, err,
+                        err == core::WebhookError::kMalformedHeader
+                            ? MalformedDetail(msg_id, timestamp)
+                            : nullptr);
+    }
+  });
+}
+
+void CheckSecretWorker(std::string_view secret, Failure *failure) noexcept {
+  Guard(failure, [&] {
+    std::string key;
+    SetWebhookFailure(failure, core::DecodeWebhookSecret(secret, &key));
+  });
+}
+
+int64 UnixSeconds(TimestampTz ts) {
+  if (TIMESTAMP_NOT_FINITE(ts)) {
+    ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+                    errmsg("now must be a finite timestamp")));
+  }
+  // Floor division, so that instants before 1970 round the same way.
+  int64 secs = ts / USECS_PER_SEC;
+  if (ts % USECS_PER_SEC < 0) secs -= 1;
+  return secs + static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+}
+
+void RaiseMissing(const char *what) {
+  ereport(ERROR, (errcode(kWebhookMalformedHeader),
+                  errmsg("webhook headers are missing or malformed"),
+                  errdetail("%s is missing.", what)));
+}
+
+}  // namespace
+}  // namespace jnx::pg
+
+using jnx::pg::Failure;
+
+// jnx.webhook_sign(secret text, msg_id text, msg_timestamp bigint, body bytea) -> text
+JNX_FUNCTION(jnx_webhook_sign) {
+  text *secret = PG_GETARG_TEXT_PP(0);
+  text *msg_id = PG_GETARG_TEXT_PP(1);
+  int64 timestamp = PG_GETARG_INT64(2);
+  bytea *body = PG_GETARG_BYTEA_PP(3);
+  char signature[jnx::pg::kSignatureBufBytes] = {};
+  Failure failure;
+  jnx::pg::SignWorker(jnx::pg::TextView(secret), jnx::pg::TextView(msg_id), timestamp,
+                      jnx::pg::ByteaView(body), &signature, &failure);
+  if (failure.failed()) jnx::pg::RaiseFailure(failure);
+  PG_RETURN_TEXT_P(cstring_to_text(signature));
+}
+
+// jnx.verify_webhook(msg_id text, msg_timestamp text, signature_header text,
+//                    body bytea, secret text DEFAULT NULL, now timestamptz DEFAULT now())
+JNX_FUNCTION(jnx_verify_webhook) {
+  if (PG_ARGISNULL(0)) jnx::pg::RaiseMissing("svix-id");
+  if (PG_ARGISNULL(1)) jnx::pg::RaiseMissing("svix-timestamp");
+  if (PG_ARGISNULL(2)) jnx::pg::RaiseMissing("svix-signature");
+  if (PG_ARGISNULL(3)) {
+    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("webhook body is NULL")));
+  }
+  if (PG_ARGISNULL(5)) {
+    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("now is NULL")));
+  }
+  text *msg_id = PG_GETARG_TEXT_PP(0);
+  text *timestamp = PG_GETARG_TEXT_PP(1);
+  text *header = PG_GETARG_TEXT_PP(2);
+  bytea *body = PG_GETARG_BYTEA_PP(3);
+  const bool use_explicit = !PG_ARGISNULL(4);
+  text *secret = use_explicit ? PG_GETARG_TEXT_PP(4) : nullptr;
+  int64 now = jnx::pg::UnixSeconds(PG_GETARG_TIMESTAMPTZ(5));
+
+  jnx::pg::SecretKeys configured;
+  if (!use_explicit) configured = jnx::pg::CurrentWebhookKeys();
+
+  Failure failure;
+  jnx::pg::VerifyWorker(jnx::pg::TextView(msg_id), jnx::pg::TextView(timestamp),
+                        jnx::pg::TextView(header), jnx::pg::ByteaView(body), configured.keys,
+                        configured.count,
+                        use_explicit ? jnx::pg::TextView(secret) : std::string_view(),
+                        use_explicit, now, &failure);
+  if (failure.failed()) jnx::pg::RaiseFailure(failure);
+  PG_RETURN_VOID();
+}
+
+// jnx._check_webhook_secret(secret text) -> void: raises JX005 unless valid.
+JNX_FUNCTION(jnx_check_webhook_secret) {
+  text *secret = PG_GETARG_TEXT_PP(0);
+  Failure failure;
+  jnx::pg::CheckSecretWorker(jnx::pg::TextView(secret), &failure);
+  if (failure.failed()) jnx::pg::RaiseFailure(failure);
+  PG_RETURN_VOID();
+}

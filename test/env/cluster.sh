@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# A private PostgreSQL 15 cluster and jnx-shim for this checkout.
+#
+#   cluster.sh run             start (or reuse) the cluster, create the database and
+#                              extension, configure a dev secret, start the shim
+#   cluster.sh start           the same without the shim
+#   cluster.sh stop            stop the shim and the cluster
+#   cluster.sh psql [args]     psql on the cluster's database
+#   cluster.sh env             print the shell variables of this instance
+#   cluster.sh sample-webhook  sign and send a sample user.created to the shim
+#
+# JNX_INSTANCE (default "dev") names the instance, so `make test` ("test") never
+# touches the cluster of `make run`. PostgreSQL refuses to run as root and the
+# checkout may sit where the postgres user cannot enter, so the data directory,
+# socket and log live under /tmp, keyed by the checkout's path.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+INSTANCE=${JNX_INSTANCE:-dev}
+KEY=$(printf '%s' "$ROOT" | sha256sum | cut -c1-10)
+BASE=/tmp/jnx_auth-$KEY-$INSTANCE
+PGDATA_DIR=$BASE/data
+SOCKET_DIR=$BASE/run
+PGLOG=$BASE/postgresql.log
+SECRET_FILE=$BASE/webhook-secret
+SHIM_PID=$BASE/shim.pid
+SHIM_LOG=$BASE/shim.log
+DB=${JNX_DB:-jnx}
+PGPORT_NUM=5432
+PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+if [[ ! -x $PGBIN/pg_ctl ]]; then PGBIN=/usr/lib/postgresql/15/bin; fi
+DEFAULT_LISTEN=127.0.0.1:8787
+[[ $INSTANCE == test ]] && DEFAULT_LISTEN=127.0.0.1:18787
+LISTEN=${JNX_LISTEN:-$DEFAULT_LISTEN}
+
+as_postgres() {
+  if [[ $(id -un) == postgres ]]; then "$@"; else runuser -u postgres -- "$@"; fi
+}
+
+psql_db() {
+  PGHOST=$SOCKET_DIR PGPORT=$PGPORT_NUM PGUSER=postgres \
+    psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"
+}
+
+cluster_running() {
+  [[ -f $PGDATA_DIR/postmaster.pid ]] && as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1
+}
+
+start_cluster() {
+  mkdir -p "$BASE"
+  chmod 755 "$BASE"
+  chown postgres:postgres "$BASE"
+  if [[ ! -f $PGDATA_DIR/PG_VERSION ]]; then
+    as_postgres mkdir -p "$PGDATA_DIR" "$SOCKET_DIR"
+    as_postgres chmod 700 "$PGDATA_DIR" "$SOCKET_DIR"
+    as_postgres "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    # Unix socket only, in a directory only postgres (and root) can enter.
+    cat >>"$PGDATA_DIR/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$SOCKET_DIR'
+port = $PGPORT_NUM
+max_connections = 200
+shared_buffers = 128MB
+log_min_messages = warning
+CONF
+  fi
+  if ! cluster_running; then
+    as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGLOG" -w -t 60 start >/dev/null
+  fi
+  if ! psql_db -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
+    psql_db -d postgres -c "CREATE DATABASE $DB"
+  fi
+  # Create the extension, or bring an existing one to the installed version.
+  psql_db -c "CREATE EXTENSION IF NOT EXISTS jnx_auth" -c "ALTER EXTENSION jnx_auth UPDATE"
+  if [[ ! -s $SECRET_FILE ]]; then
+    (umask 077 && printf 'whsec_%s\n' "$(openssl rand -base64 32)" >"$SECRET_FILE")
+  fi
+  psql_db -v secret="$(cat "$SECRET_FILE")" >/dev/null <<'SQL'
+SELECT jnx.set_webhook_secrets(:'secret')
+ WHERE NOT EXISTS (SELECT 1 FROM jnx.webhook_secrets WHERE secret = :'secret');
+SQL
+}
+
+stop_shim() {
+  if [[ -f $SHIM_PID ]]; then
+    local pid
+    pid=$(cat "$SHIM_PID")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$SHIM_PID"
+  fi
+}
+
+start_shim() {
+  stop_shim
+  local conninfo="host=$SOCKET_DIR port=$PGPORT_NUM dbname=$DB user=postgres"
+  JNX_DATABASE_URL=${JNX_DATABASE_URL:-$conninfo} JNX_LISTEN=$LISTEN \
+    nohup "$ROOT/shim/jnx-shim" >>"$SHIM_LOG" 2>&1 &
+  echo $! >"$SHIM_PID"
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://$LISTEN/healthz" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$(cat "$SHIM_PID")" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "jnx-shim did not start; see $SHIM_LOG" >&2
+  tail -n 20 "$SHIM_LOG" >&2 || true
+  return 1
+}
+
+stop_cluster() {
+  stop_shim
+  if cluster_running; then
+    as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null
+  fi
+}
+
+print_env() {
+  cat <<ENV
+export PGHOST=$SOCKET_DIR PGPORT=$PGPORT_NUM PGUSER=postgres PGDATABASE=$DB
+export JNX_BASE=$BASE JNX_LISTEN=$LISTEN JNX_SECRET_FILE=$SECRET_FILE
+export JNX_SHIM_LOG=$SHIM_LOG JNX_PGDATA=$PGDATA_DIR JNX_PGBIN=$PGBIN
+ENV
+}
+
+case ${1:-} in
+  start) start_cluster ;;
+  run)
+    start_cluster
+    start_shim
+    cat <<MSG
+
+jnx_auth is running (instance "$INSTANCE").
+  shim        http://$LISTEN   (log: $SHIM_LOG)
+  database    $DB on socket $SOCKET_DIR (log: $PGLOG)
+  dev secret  $SECRET_FILE
+
+Next:
+  make sample-webhook     sign and POST a sample user.created to the shim
+  make psql               then: SELECT clerk_user_id, email, sync_state FROM jnx.users;
+  make stop               stop the shim and the database
+MSG
+    ;;
+  shim) start_shim ;;
+  stop-shim) stop_shim ;;
+  stop) stop_cluster ;;
+  psql) shift; psql_db "$@" ;;
+  env) print_env ;;
+  sample-webhook)
+    JNX_SECRET_FILE=$SECRET_FILE JNX_LISTEN=$LISTEN python3 "$ROOT/test/fixtures/send_webhook.py" \
+      "$ROOT/test/fixtures/user_created.json"
+    ;;
+  *) sed -n '2,16p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+esac
