@@ -1,0 +1,162 @@
+#include "db.h"
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+namespace jnx::shim {
+
+bool IsTransientSqlstate(const std::string &s) {
+  return s.rfind("08", 0) == 0      // connection exception
+         || s == "40001"            // serialization_failure
+         || s == "40P01"            // deadlock_detected
+         || s == "53300"            // too_many_connections
+         || s == "57P01"            // admin_shutdown
+         || s == "57P02"            // crash_shutdown
+         || s == "57P03";           // cannot_connect_now (starting up)
+}
+
+Pool::Pool(const Config &config)
+    : conninfo_(config.database_url),
+      acquire_timeout_(config.acquire_timeout_ms),
+      slots_(static_cast<size_t>(config.pool_size)) {}
+
+Pool::~Pool() {
+  for (Slot &slot : slots_) {
+    if (slot.conn != nullptr) PQfinish(slot.conn);
+  }
+}
+
+int Pool::in_use() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int>(std::count_if(slots_.begin(), slots_.end(),
+                                        [](const Slot &s) { return s.busy; }));
+}
+
+Pool::Slot *Pool::Acquire() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  Slot *found = nullptr;
+  auto free_slot = [&] {
+    // Prefer a slot that already has a connection.
+    for (Slot &s : slots_) {
+      if (!s.busy && s.conn != nullptr) return found = &s, true;
+    }
+    for (Slot &s : slots_) {
+      if (!s.busy) return found = &s, true;
+    }
+    return false;
+  };
+  if (!available_.wait_for(lock, acquire_timeout_, free_slot)) return nullptr;
+  found->busy = true;
+  return found;
+}
+
+void Pool::Release(Slot *slot) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    slot->busy = false;
+  }
+  available_.notify_one();
+}
+
+bool Pool::Connect(Slot *slot) {
+  if (slot->conn != nullptr && PQstatus(slot->conn) == CONNECTION_OK) return true;
+  if (slot->conn != nullptr) PQfinish(slot->conn);
+  slot->prepared.clear();
+  // Our defaults first: the caller's conninfo (expanded from dbname) overrides them.
+  const char *keys[] = {"application_name", "connect_timeout", "dbname", nullptr};
+  const char *values[] = {"jnx-shim", "3", conninfo_.c_str(), nullptr};
+  slot->conn = PQconnectdbParams(keys, values, 1);
+  return slot->conn != nullptr && PQstatus(slot->conn) == CONNECTION_OK;
+}
+
+DbResult Pool::Attempt(Slot *slot, const char *name, const char *sql,
+                       const std::vector<Param> &params) {
+  DbResult result;
+  if (!Connect(slot)) {
+    result.kind = DbResult::Kind::kUnavailable;
+    result.sqlstate = "08006";
+    return result;
+  }
+  const int n = static_cast<int>(params.size());
+  if (std::find(slot->prepared.begin(), slot->prepared.end(), name) == slot->prepared.end()) {
+    PGresult *prep = PQprepare(slot->conn, name, sql, n, nullptr);
+    const bool ok = PQresultStatus(prep) == PGRES_COMMAND_OK;
+    if (!ok) {
+      const char *state = PQresultErrorField(prep, PG_DIAG_SQLSTATE);
+      result.sqlstate = state != nullptr ? state : "08006";
+      result.kind = (state == nullptr || IsTransientSqlstate(result.sqlstate))
+                        ? DbResult::Kind::kUnavailable
+                        : DbResult::Kind::kSqlError;
+      PQclear(prep);
+      return result;
+    }
+    PQclear(prep);
+    slot->prepared.emplace_back(name);
+  }
+  std::vector<const char *> values(params.size());
+  std::vector<int> lengths(params.size()), formats(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    values[i] = params[i].data;
+    lengths[i] = params[i].length;
+    formats[i] = params[i].binary ? 1 : 0;
+  }
+  PGresult *res = PQexecPrepared(slot->conn, name, n, values.data(), lengths.data(),
+                                 formats.data(), 0);
+  const ExecStatusType status = PQresultStatus(res);
+  if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+    result.kind = DbResult::Kind::kOk;
+    if (PQntuples(res) > 0) {
+      for (int c = 0; c < PQnfields(res); ++c) {
+        result.columns.emplace_back(PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
+      }
+    }
+  } else {
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (state == nullptr || PQstatus(slot->conn) != CONNECTION_OK) {
+      // libpq's own failure: the connection is gone (server stopped, network).
+      result.kind = DbResult::Kind::kUnavailable;
+      result.sqlstate = state != nullptr ? state : "08006";
+    } else {
+      result.sqlstate = state;
+      result.kind = IsTransientSqlstate(result.sqlstate) ? DbResult::Kind::kUnavailable
+                                                         : DbResult::Kind::kSqlError;
+    }
+  }
+  PQclear(res);
+  return result;
+}
+
+DbResult Pool::Call(const char *name, const char *sql, const std::vector<Param> &params,
+                    const RetryPolicy &policy) {
+  thread_local std::minstd_rand rng(std::random_device{}());
+  const auto deadline = std::chrono::steady_clock::now() + policy.budget;
+  DbResult result;
+  for (int attempt = 1; attempt <= policy.max_attempts; ++attempt) {
+    Slot *slot = Acquire();
+    if (slot == nullptr) {
+      result = DbResult();
+      result.sqlstate = "53300";  // no free connection in time
+    } else {
+      result = Attempt(slot, name, sql, params);
+      if (result.kind == DbResult::Kind::kUnavailable && slot->conn != nullptr &&
+          PQstatus(slot->conn) != CONNECTION_OK) {
+        PQfinish(slot->conn);
+        slot->conn = nullptr;
+        slot->prepared.clear();
+      }
+      Release(slot);
+    }
+    result.attempts = attempt;
+    if (result.kind != DbResult::Kind::kUnavailable || attempt == policy.max_attempts) break;
+    // Full jitter: sleep a random time up to base * 2^(attempt-1).
+    const auto cap = policy.base_delay * (1 << (attempt - 1));
+    std::uniform_int_distribution<long> dist(0, static_cast<long>(cap.count()));
+    const auto delay = std::chrono::milliseconds(dist(rng));
+    if (std::chrono::steady_clock::now() + delay >= deadline) break;
+    std::this_thread::sleep_for(delay);
+  }
+  return result;
+}
+
+}  // namespace jnx::shim

@@ -1,0 +1,75 @@
+// A fixed pool of libpq connections. Each Call() is one statement in its own
+// transaction (autocommit) on one borrowed connection. Transient failures
+// (connection lost, server shutting down or starting, serialization failure,
+// deadlock, too many connections) are retried with exponential backoff and
+// full jitter, bounded in count and in time; then the caller answers 503.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config.h"
+
+namespace jnx::shim {
+
+struct Param {
+  const char *data = nullptr;  // nullptr: SQL NULL
+  int length = 0;
+  bool binary = false;
+};
+
+struct DbResult {
+  enum class Kind { kOk, kSqlError, kUnavailable };
+  Kind kind = Kind::kUnavailable;
+  std::vector<std::string> columns;  // first row, text format ("" for NULL)
+  std::string sqlstate;              // kSqlError / kUnavailable, when known
+  int attempts = 0;
+};
+
+struct RetryPolicy {
+  int max_attempts = 4;
+  std::chrono::milliseconds base_delay{50};
+  std::chrono::milliseconds budget{2000};  // no new attempt after this
+};
+
+class Pool {
+ public:
+  explicit Pool(const Config &config);
+  ~Pool();
+  Pool(const Pool &) = delete;
+  Pool &operator=(const Pool &) = delete;
+
+  // Prepares `sql` as `name` once per connection and executes it.
+  DbResult Call(const char *name, const char *sql, const std::vector<Param> &params,
+                const RetryPolicy &policy = RetryPolicy());
+
+  int size() const { return static_cast<int>(slots_.size()); }
+  int in_use() const;
+
+ private:
+  struct Slot {
+    PGconn *conn = nullptr;
+    std::vector<std::string> prepared;
+    bool busy = false;
+  };
+  Slot *Acquire();
+  void Release(Slot *slot);
+  DbResult Attempt(Slot *slot, const char *name, const char *sql, const std::vector<Param> &params);
+  bool Connect(Slot *slot);
+
+  std::string conninfo_;
+  std::chrono::milliseconds acquire_timeout_;
+  mutable std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<Slot> slots_;
+};
+
+// True for SQLSTATEs worth retrying on a new attempt.
+bool IsTransientSqlstate(const std::string &sqlstate);
+
+}  // namespace jnx::shim

@@ -1,0 +1,258 @@
+// jnx-shim: forwards Clerk webhooks to jnx.ingest_clerk_webhook and maps the
+// database's answer to HTTP. It verifies nothing and parses no body itself:
+// the database decides, the shim translates SQLSTATEs into status codes.
+#include <httplib.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+
+#ifndef JNX_EXTVERSION
+#error "JNX_EXTVERSION must be defined by the build"
+#endif
+
+namespace jnx::shim {
+namespace {
+
+constexpr const char *kIngestSql =
+    "SELECT r::text, r->>'status' FROM jnx.ingest_clerk_webhook($1::text, $2::text, $3::text, "
+    "$4::bytea) AS r";
+constexpr const char *kVersionSql =
+    "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'jnx_auth'";
+constexpr const char *kRetryAfterSeconds = "5";
+
+// Per-request facts gathered by the handlers and written by the logger.
+struct RequestContext {
+  std::chrono::steady_clock::time_point start;
+  bool started = false;
+  std::string request_id;
+  std::string route;
+  std::string svix_id;
+  std::string outcome;
+  std::string sqlstate;
+};
+thread_local RequestContext context;
+
+std::string NewRequestId() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+// A caller's X-Request-Id is kept when it is short and plain; otherwise ours.
+std::string RequestIdFor(const httplib::Request &req) {
+  const std::string given = req.get_header_value("X-Request-Id");
+  if (given.empty() || given.size() > 64) return NewRequestId();
+  for (char c : given) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return NewRequestId();
+    }
+  }
+  return given;
+}
+
+void JsonError(httplib::Response &res, int status, const std::string &reason) {
+  res.status = status;
+  res.set_content("{\"error\":\"" + JsonEscape(reason) + "\"}", "application/json");
+  context.outcome = reason;
+}
+
+void Unavailable(httplib::Response &res, const std::string &reason) {
+  res.set_header("Retry-After", kRetryAfterSeconds);
+  JsonError(res, 503, reason);
+}
+
+// The header under its Svix name, else its Standard Webhooks name.
+bool WebhookHeader(const httplib::Request &req, const char *svix, const char *standard,
+                   std::string *out) {
+  if (req.has_header(svix)) {
+    *out = req.get_header_value(svix);
+    return true;
+  }
+  if (req.has_header(standard)) {
+    *out = req.get_header_value(standard);
+    return true;
+  }
+  return false;
+}
+
+void HandleWebhook(Pool &pool, const httplib::Request &req, httplib::Response &res) {
+  std::string id, timestamp, signature;
+  const bool has_id = WebhookHeader(req, "svix-id", "webhook-id", &id);
+  const bool has_ts = WebhookHeader(req, "svix-timestamp", "webhook-timestamp", &timestamp);
+  const bool has_sig = WebhookHeader(req, "svix-signature", "webhook-signature", &signature);
+  std::vector<Param> params(4);
+  if (has_id) params[0] = {id.c_str(), static_cast<int>(id.size()), false};
+  if (has_ts) params[1] = {timestamp.c_str(), static_cast<int>(timestamp.size()), false};
+  if (has_sig) params[2] = {signature.c_str(), static_cast<int>(signature.size()), false};
+  params[3] = {req.body.data(), static_cast<int>(req.body.size()), true};
+
+  DbResult r = pool.Call("jnx_ingest", kIngestSql, params);
+  context.sqlstate = r.sqlstate;
+  if (r.kind == DbResult::Kind::kOk && r.columns.size() == 2) {
+    if (id.size() <= 128) context.svix_id = id;
+    context.outcome = r.columns[1];
+    res.status = 200;
+    res.set_content(r.columns[0], "application/json");
+    return;
+  }
+  if (r.kind == DbResult::Kind::kUnavailable) {
+    Unavailable(res, "database_unavailable");
+    return;
+  }
+  const std::string &s = r.sqlstate;
+  if (s == "JX001") {
+    JsonError(res, 400, "malformed_headers");
+  } else if (s == "JX002") {
+    JsonError(res, 400, "bad_signature");
+  } else if (s == "JX003") {
+    JsonError(res, 400, "stale_timestamp");
+  } else if (s == "JX004" || s == "JX005") {
+    // Our configuration, not the sender's fault: let Svix retry until fixed.
+    Unavailable(res, "webhook_secret_not_configured");
+  } else if (s == "42883" || s == "3F000" || s == "42P01" || s == "42501") {
+    // Extension missing or privileges wrong: not ready, retry later.
+    Unavailable(res, "database_not_ready");
+  } else {
+    JsonError(res, 500, "internal_error");
+  }
+}
+
+void HandleReady(Pool &pool, httplib::Response &res) {
+  RetryPolicy once;
+  once.max_attempts = 1;
+  DbResult r = pool.Call("jnx_version", kVersionSql, {}, once);
+  if (r.kind != DbResult::Kind::kOk) {
+    context.sqlstate = r.sqlstate;
+    Unavailable(res, "database_unavailable");
+    return;
+  }
+  const std::string installed = r.columns.empty() ? "" : r.columns[0];
+  if (installed != JNX_EXTVERSION) {
+    Unavailable(res, installed.empty() ? "extension_missing" : "extension_version_mismatch");
+    return;
+  }
+  res.set_content(std::string("{\"status\":\"ready\",\"extension_version\":\"") +
+                      JNX_EXTVERSION + "\"}",
+                  "application/json");
+  context.outcome = "ready";
+}
+
+// Blocks SIGTERM/SIGINT in every thread; one thread waits for them and stops
+// the server, which finishes the requests in flight before listen() returns.
+std::thread StartSignalThread(httplib::Server &server, sigset_t set) {
+  return std::thread([&server, set] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    WriteEventLog("info", sig == SIGTERM ? "SIGTERM: draining" : "SIGINT: draining");
+    server.stop();
+  });
+}
+
+}  // namespace
+}  // namespace jnx::shim
+
+int main() {
+  using namespace jnx::shim;
+  Config config;
+  std::string error;
+  if (!LoadConfig(&config, &error)) {
+    WriteEventLog("error", "configuration: " + error);
+    return 2;
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Pool pool(config);
+  httplib::Server server;
+  const int workers = config.workers;
+  server.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  server.set_tcp_nodelay(true);
+  server.set_payload_max_length(config.max_body_bytes);
+  server.set_read_timeout(10, 0);
+  server.set_write_timeout(10, 0);
+  server.set_keep_alive_timeout(5);
+
+  server.set_pre_routing_handler([](const httplib::Request &req, httplib::Response &res) {
+    context = RequestContext();
+    context.start = std::chrono::steady_clock::now();
+    context.started = true;
+    context.request_id = RequestIdFor(req);
+    // Known routes by path, so that requests refused before their handler
+    // (413, 404 on a wrong method) are still counted under their route.
+    for (const char *route : {"/api/webhooks/clerk", "/healthz", "/readyz"}) {
+      if (req.path == route) context.route = route;
+    }
+    res.set_header("X-Request-Id", context.request_id);
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  server.Post("/api/webhooks/clerk", [&pool](const httplib::Request &req, httplib::Response &res) {
+    context.route = "/api/webhooks/clerk";
+    HandleWebhook(pool, req, res);
+  });
+  server.Get("/healthz", [](const httplib::Request &, httplib::Response &res) {
+    context.route = "/healthz";
+    res.set_content("{\"status\":\"ok\"}", "application/json");
+  });
+  server.Get("/readyz", [&pool](const httplib::Request &, httplib::Response &res) {
+    context.route = "/readyz";
+    HandleReady(pool, res);
+  });
+  server.set_error_handler([](const httplib::Request &, httplib::Response &res) {
+    if (!res.body.empty()) return;
+    switch (res.status) {
+      case 404: JsonError(res, 404, "not_found"); break;
+      case 413: JsonError(res, 413, "payload_too_large"); break;
+      default: JsonError(res, res.status, "bad_request"); break;
+    }
+  });
+  server.set_exception_handler(
+      [](const httplib::Request &, httplib::Response &res, std::exception_ptr) {
+        JsonError(res, 500, "internal_error");
+      });
+  server.set_logger([](const httplib::Request &req, const httplib::Response &res) {
+    RequestLog entry;
+    entry.request_id = context.started ? context.request_id : NewRequestId();
+    entry.method = req.method;
+    entry.route = context.route.empty() ? "unmatched" : context.route;
+    entry.status = res.status;
+    if (context.started) {
+      entry.duration_ms = std::chrono::duration<double, std::milli>(
+                              std::chrono::steady_clock::now() - context.start)
+                              .count();
+    }
+    entry.svix_id = context.svix_id;
+    entry.outcome = context.outcome;
+    entry.sqlstate = context.sqlstate;
+    WriteRequestLog(entry);
+    context = RequestContext();
+  });
+
+  std::thread signal_thread = StartSignalThread(server, signals);
+  WriteEventLog("info", "jnx-shim " JNX_EXTVERSION " listening on " + config.host + ":" +
+                            std::to_string(config.port) + ", " + std::to_string(config.workers) +
+                            " workers, pool " + std::to_string(config.pool_size));
+  const bool ok = server.listen(config.host.c_str(), config.port);
+  if (!ok) {
+    WriteEventLog("error", "cannot listen on " + config.host + ":" + std::to_string(config.port));
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    signal_thread.join();
+    return 1;
+  }
+  signal_thread.join();
+  WriteEventLog("info", "stopped");
+  return 0;
+}
