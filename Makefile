@@ -20,7 +20,7 @@ DATA_built = extension/$(EXTENSION_NAME)--$(EXTVERSION).sql
 EXTRA_CLEAN = extension/$(EXTENSION_NAME)--*.sql
 
 REGRESS      = setup webhook_sign webhook_verify secrets ingest
-REGRESS_OPTS = --inputdir=. --dbname=jnx_regression
+REGRESS_OPTS = --inputdir=.
 
 PG_CONFIG ?= pg_config
 PG_INCLUDE_SERVER := $(shell $(PG_CONFIG) --includedir-server)

@@ -153,13 +153,13 @@ BEGIN
 
     BEGIN
         event := convert_from($4, 'UTF8')::jsonb;
-        IF jsonb_typeof(event) <> 'object' OR jsonb_typeof(event->'type') <> 'string' THEN
+        IF jsonb_typeof(event) <> 'object'
+           OR jsonb_typeof(event->'type') IS DISTINCT FROM 'string' THEN
             RAISE EXCEPTION 'payload is not a Clerk event' USING ERRCODE = 'JX310';
         END IF;
         event_type := event->>'type';
         IF event_type IN ('user.created', 'user.updated') THEN
-            IF jsonb_typeof(event->'data') <> 'object'
-               OR jsonb_typeof(event->'data'->'id') <> 'string' THEN
+            IF jsonb_typeof(event->'data'->'id') IS DISTINCT FROM 'string' THEN
                 RAISE EXCEPTION 'event data has no user id' USING ERRCODE = 'JX310';
             END IF;
             applied := jnx.upsert_user(event->'data'->>'id', event->'data');

@@ -1,0 +1,68 @@
+-- jnx.set_webhook_secrets: validated, owner-only, cached per backend and
+-- invalidated when changed.
+
+-- Rejected lists write nothing.
+SELECT regress.outcome('SELECT jnx.set_webhook_secrets(VARIADIC ''{}''::text[])') AS no_secret;
+SELECT regress.outcome('SELECT jnx.set_webhook_secrets(VARIADIC array_fill(''whsec_QQ==''::text, ARRAY[17]))') AS seventeen;
+SELECT regress.outcome('SELECT jnx.set_webhook_secrets(''whsec_QQ=='', NULL)') AS null_secret;
+SELECT regress.outcome('SELECT jnx.set_webhook_secrets(''whsec_QQ=='', ''whsec_!!'')') AS one_invalid;
+SELECT count(*) AS stored_after_rejections FROM jnx.webhook_secrets;
+SELECT count(*) AS events_after_rejections FROM jnx.system_events;
+
+-- The test vector's secret is accepted; verification now uses it.
+SELECT jnx.set_webhook_secrets(secret) FROM regress.vector;
+SELECT regress.outcome(format(
+    'SELECT jnx.verify_webhook(%L, %L, %L, %L::bytea, now => to_timestamp(%s))',
+    msg_id, ts, signature, body, ts)) AS configured_valid
+  FROM regress.vector;
+
+-- Rotation: old and new both accepted; then the old one alone is dropped and
+-- this backend's cache follows at once.
+SELECT jnx.set_webhook_secrets('whsec_' || encode('new key, 24 bytes long!!', 'base64'), secret)
+  FROM regress.vector;
+SELECT regress.outcome(format(
+    'SELECT jnx.verify_webhook(%L, %L, %L, %L::bytea, now => to_timestamp(%s))',
+    msg_id, ts, signature, body, ts)) AS old_during_rotation
+  FROM regress.vector;
+SELECT jnx.set_webhook_secrets('whsec_' || encode('new key, 24 bytes long!!', 'base64'));
+SELECT regress.outcome(format(
+    'SELECT jnx.verify_webhook(%L, %L, %L, %L::bytea, now => to_timestamp(%s))',
+    msg_id, ts, signature, body, ts)) AS old_after_rotation
+  FROM regress.vector;
+
+-- A change rolled back leaves the committed secrets in force, even in the
+-- backend that used the uncommitted ones.
+BEGIN;
+SELECT jnx.set_webhook_secrets(secret) FROM regress.vector;
+SELECT regress.outcome(format(
+    'SELECT jnx.verify_webhook(%L, %L, %L, %L::bytea, now => to_timestamp(%s))',
+    msg_id, ts, signature, body, ts)) AS inside_transaction
+  FROM regress.vector;
+ROLLBACK;
+SELECT regress.outcome(format(
+    'SELECT jnx.verify_webhook(%L, %L, %L, %L::bytea, now => to_timestamp(%s))',
+    msg_id, ts, signature, body, ts)) AS after_rollback
+  FROM regress.vector;
+
+-- Each change is a system event that names the count, never a secret.
+SELECT kind, severity, details FROM jnx.system_events ORDER BY id;
+
+-- Nobody but the owner reads or changes them.
+CREATE ROLE jnx_regress_outsider;
+GRANT USAGE ON SCHEMA regress TO jnx_regress_outsider;
+GRANT SELECT ON regress.vector TO jnx_regress_outsider;
+SET ROLE jnx_regress_outsider;
+SELECT regress.outcome('SELECT secret FROM jnx.webhook_secrets') AS select_secrets;
+SELECT regress.outcome('SELECT jnx.set_webhook_secrets(''whsec_QQ=='')') AS set_secrets;
+SELECT regress.outcome('SELECT jnx.verify_webhook(''msg_1'', ''1'', ''v1,x'', ''''::bytea)') AS verify_configured;
+SELECT regress.outcome('SELECT jnx.ingest_clerk_webhook(''msg_1'', ''1'', ''v1,x'', ''''::bytea)') AS ingest;
+SELECT regress.outcome('SELECT * FROM jnx.system_events') AS system_events;
+-- Signing with an explicit secret is a pure function, open to all.
+SELECT jnx.webhook_sign(secret, msg_id, ts, body) = signature AS sign_for_everyone FROM regress.vector;
+RESET ROLE;
+REVOKE ALL ON regress.vector FROM jnx_regress_outsider;
+REVOKE ALL ON SCHEMA regress FROM jnx_regress_outsider;
+DROP ROLE jnx_regress_outsider;
+
+-- Leave the vector's secret configured for the next tests.
+SELECT jnx.set_webhook_secrets(secret) FROM regress.vector;
