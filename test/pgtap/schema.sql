@@ -1,0 +1,83 @@
+-- pgTAP: the shape of the jnx schema (tables, keys, indexes, triggers) and
+-- who may touch what. Runs in a transaction that is rolled back.
+BEGIN;
+SELECT plan(74);
+
+SELECT has_schema('jnx');
+SELECT has_extension('jnx_auth');
+
+-- Tables.
+SELECT has_table('jnx', t, 'jnx.' || t || ' exists')
+  FROM unnest(ARRAY['users', 'webhook_events', 'audit_logs', 'system_events', 'webhook_secrets']) t;
+
+-- Keys.
+SELECT col_is_pk('jnx', 'users', 'id', 'users.id is the primary key');
+SELECT col_type_is('jnx', 'users', 'id', 'uuid', 'users.id is a uuid');
+SELECT col_is_unique('jnx', 'users', 'clerk_user_id', 'users.clerk_user_id is unique');
+SELECT col_not_null('jnx', 'users', 'clerk_user_id', 'users.clerk_user_id is required');
+SELECT col_type_is('jnx', 'users', 'clerk_user_id', 'text', 'Clerk ids are text, not uuid');
+SELECT col_is_pk('jnx', 'webhook_events', 'svix_id', 'webhook_events keyed by svix-id');
+SELECT col_is_pk('jnx', 'audit_logs', 'id', 'audit_logs.id is the primary key');
+SELECT col_type_is('jnx', 'audit_logs', 'id', 'bigint', 'audit_logs.id is a bigint');
+SELECT col_is_pk('jnx', 'system_events', 'id', 'system_events.id is the primary key');
+
+-- Contract columns (DESIGN.md data model).
+SELECT has_column('jnx', 'users', c, 'users.' || c)
+  FROM unnest(ARRAY['email', 'first_name', 'last_name', 'username', 'image_url', 'role', 'org_id',
+                    'public_metadata', 'sync_state', 'clerk_updated_at', 'created_at',
+                    'updated_at', 'deleted_at']) c;
+SELECT has_column('jnx', 'webhook_events', c, 'webhook_events.' || c)
+  FROM unnest(ARRAY['type', 'status', 'attempts', 'error', 'payload', 'received_at', 'processed_at']) c;
+SELECT has_column('jnx', 'audit_logs', c, 'audit_logs.' || c)
+  FROM unnest(ARRAY['actor', 'action', 'target_type', 'target_id', 'org_id', 'request_id',
+                    'details', 'created_at']) c;
+SELECT col_default_is('jnx', 'users', 'role', 'member', 'users.role defaults to member');
+SELECT col_type_is('jnx', 'users', 'public_metadata', 'jsonb', 'public_metadata is jsonb');
+
+-- Indexes.
+SELECT has_index('jnx', 'users', 'users_clerk_user_id_key', ARRAY['clerk_user_id'], 'index on users.clerk_user_id');
+SELECT has_index('jnx', 'users', 'users_org_id_idx', ARRAY['org_id'], 'index on users.org_id');
+SELECT has_index('jnx', 'audit_logs', 'audit_logs_created_at_idx', ARRAY['created_at'], 'index on audit_logs.created_at');
+
+-- Triggers.
+SELECT has_trigger('jnx', 'webhook_secrets', 'config_changed', 'secret changes invalidate backend caches');
+SELECT has_trigger('jnx', 'users', 'audit', 'user changes are audited');
+SELECT has_trigger('jnx', 'audit_logs', 'append_only', 'audit log refuses UPDATE and DELETE');
+
+-- Functions of the public contract, with their signatures.
+SELECT has_function('jnx', 'webhook_sign', ARRAY['text', 'text', 'bigint', 'bytea']);
+SELECT function_returns('jnx', 'webhook_sign', ARRAY['text', 'text', 'bigint', 'bytea'], 'text');
+SELECT has_function('jnx', 'verify_webhook', ARRAY['text', 'text', 'text', 'bytea', 'text', 'timestamp with time zone']);
+SELECT has_function('jnx', 'set_webhook_secrets', ARRAY['text[]']);
+SELECT has_function('jnx', 'ingest_clerk_webhook', ARRAY['text', 'text', 'text', 'bytea']);
+SELECT function_returns('jnx', 'ingest_clerk_webhook', ARRAY['text', 'text', 'text', 'bytea'], 'jsonb');
+SELECT has_function('jnx', 'upsert_user', ARRAY['text', 'jsonb']);
+SELECT is_definer('jnx', 'ingest_clerk_webhook', ARRAY['text', 'text', 'text', 'bytea'], 'ingest runs as the owner');
+SELECT isnt_definer('jnx', 'set_webhook_secrets', ARRAY['text[]'], 'setters run as their caller');
+
+-- Every data table is dumped by pg_dump.
+SELECT set_eq(
+    $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'jnx_auth'$$,
+    ARRAY['jnx.webhook_secrets', 'jnx.system_events', 'jnx.users', 'jnx.webhook_events',
+          'jnx.audit_logs', 'jnx.system_events_id_seq', 'jnx.audit_logs_id_seq'],
+    'pg_dump keeps every jnx table');
+
+-- Privileges: a role that was granted nothing can read or call nothing but
+-- the pure signing function.
+CREATE ROLE jnx_tap_other;
+SELECT table_privs_are('jnx', t, 'jnx_tap_other', ARRAY[]::text[], 'no privileges on jnx.' || t)
+  FROM unnest(ARRAY['users', 'webhook_events', 'audit_logs', 'system_events', 'webhook_secrets']) t;
+SELECT function_privs_are('jnx', 'set_webhook_secrets', ARRAY['text[]'], 'jnx_tap_other', ARRAY[]::text[]);
+SELECT function_privs_are('jnx', 'ingest_clerk_webhook', ARRAY['text', 'text', 'text', 'bytea'], 'jnx_tap_other', ARRAY[]::text[]);
+SELECT function_privs_are('jnx', 'webhook_sign', ARRAY['text', 'text', 'bigint', 'bytea'], 'jnx_tap_other', ARRAY['EXECUTE']);
+SELECT is((SELECT relrowsecurity FROM pg_class WHERE oid = 'jnx.webhook_secrets'::regclass), true,
+          'row-level security on the secrets table');
+
+SET LOCAL ROLE jnx_tap_other;
+SELECT throws_ok('SELECT secret FROM jnx.webhook_secrets', '42501', NULL, 'secrets unreadable');
+SELECT throws_ok('SELECT count(*) FROM jnx.webhook_events', '42501', NULL, 'raw payloads unreadable');
+SELECT throws_ok($$SELECT jnx.set_webhook_secrets('whsec_QQ==')$$, '42501', NULL, 'secrets unsettable');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
