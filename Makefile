@@ -119,7 +119,7 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 lint:
-	clang-tidy --quiet $(CORE_SRCS) $(SHIM_SRCS) -- -std=c++17 -Iextension -I$(PQ_INCLUDE)
+	clang-tidy --quiet $(CORE_SRCS) $(SHIM_SRCS) -- -std=c++17 -Iextension -I$(PQ_INCLUDE) -DJNX_EXTVERSION='"$(EXTVERSION)"'
 	clang-tidy --quiet $(PG_SRCS) -- -std=c++17 -Iextension -isystem $(PG_INCLUDE_SERVER)
 
 clean: clean-local

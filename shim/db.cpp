@@ -7,13 +7,13 @@
 namespace jnx::shim {
 
 bool IsTransientSqlstate(const std::string &s) {
-  return s.rfind("08", 0) == 0      // connection exception
-         || s == "40001"            // serialization_failure
-         || s == "40P01"            // deadlock_detected
-         || s == "53300"            // too_many_connections
-         || s == "57P01"            // admin_shutdown
-         || s == "57P02"            // crash_shutdown
-         || s == "57P03";           // cannot_connect_now (starting up)
+  return s.rfind("08", 0) == 0  // connection exception
+         || s == "40001"        // serialization_failure
+         || s == "40P01"        // deadlock_detected
+         || s == "53300"        // too_many_connections
+         || s == "57P01"        // admin_shutdown
+         || s == "57P02"        // crash_shutdown
+         || s == "57P03";       // cannot_connect_now (starting up)
 }
 
 Pool::Pool(const Config &config)
@@ -29,8 +29,8 @@ Pool::~Pool() {
 
 int Pool::in_use() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return static_cast<int>(std::count_if(slots_.begin(), slots_.end(),
-                                        [](const Slot &s) { return s.busy; }));
+  return static_cast<int>(
+      std::count_if(slots_.begin(), slots_.end(), [](const Slot &s) { return s.busy; }));
 }
 
 Pool::Slot *Pool::Acquire() {
@@ -101,8 +101,8 @@ DbResult Pool::Attempt(Slot *slot, const char *name, const char *sql,
     lengths[i] = params[i].length;
     formats[i] = params[i].binary ? 1 : 0;
   }
-  PGresult *res = PQexecPrepared(slot->conn, name, n, values.data(), lengths.data(),
-                                 formats.data(), 0);
+  PGresult *res =
+      PQexecPrepared(slot->conn, name, n, values.data(), lengths.data(), formats.data(), 0);
   const ExecStatusType status = PQresultStatus(res);
   if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
     result.kind = DbResult::Kind::kOk;

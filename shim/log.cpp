@@ -48,8 +48,8 @@ std::string JsonEscape(std::string_view in) {
 void WriteRequestLog(const RequestLog &e) {
   std::string line = "{\"ts\":\"" + NowIso8601() + "\",\"level\":\"info\",\"request_id\":\"" +
                      JsonEscape(e.request_id) + "\",\"method\":\"" + JsonEscape(e.method) +
-                     "\",\"route\":\"" + JsonEscape(e.route) + "\",\"status\":" +
-                     std::to_string(e.status);
+                     "\",\"route\":\"" + JsonEscape(e.route) +
+                     "\",\"status\":" + std::to_string(e.status);
   if (e.duration_ms >= 0) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.3f", e.duration_ms);

@@ -10,11 +10,11 @@ namespace jnx::shim {
 struct RequestLog {
   std::string request_id;
   std::string method;
-  std::string route;    // the route pattern, never the raw path
+  std::string route;  // the route pattern, never the raw path
   int status = 0;
   double duration_ms = -1;  // negative: not measured (rejected before routing)
-  std::string svix_id;  // only after the database accepted it as well-formed
-  std::string outcome;  // webhook status or error reason
+  std::string svix_id;      // only after the database accepted it as well-formed
+  std::string outcome;      // webhook status or error reason
   std::string sqlstate;
 };
 

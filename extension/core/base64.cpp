@@ -8,8 +8,7 @@
 namespace jnx::core {
 namespace {
 
-constexpr char kAlphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 // 0..63 for alphabet characters, 0xFF for everything else.
 constexpr std::array<uint8_t, 256> MakeDecodeTable() {

@@ -38,9 +38,8 @@ class HmacSha256 {
               std::array<unsigned char, kDigestBytes> *out) {
     if (ctx_ == nullptr || key.empty()) return false;
     char digest_name[] = "SHA256";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-        OSSL_PARAM_construct_end()};
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+                           OSSL_PARAM_construct_end()};
     const auto *k = reinterpret_cast<const unsigned char *>(key.data());
     if (EVP_MAC_init(ctx_, k, key.size(), params) != 1) return false;
     if (!Update(a) || !Update(".") || !Update(b) || !Update(".") || !Update(c)) return false;
@@ -69,7 +68,8 @@ WebhookError ComputeSignatureB64(std::string_view key, std::string_view msg_id,
   if (!ThreadHmac().Digest(key, msg_id, canonical_ts, body, &digest)) {
     return WebhookError::kInternal;
   }
-  *b64 = Base64Encode(std::string_view(reinterpret_cast<const char *>(digest.data()), digest.size()));
+  *b64 =
+      Base64Encode(std::string_view(reinterpret_cast<const char *>(digest.data()), digest.size()));
   OPENSSL_cleanse(digest.data(), digest.size());
   return WebhookError::kOk;
 }

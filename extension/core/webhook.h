@@ -15,20 +15,20 @@ namespace jnx::core {
 
 enum class WebhookError {
   kOk = 0,
-  kMalformedHeader,   // missing/empty id, timestamp or signature header, or bad syntax
-  kBadSignature,      // no v1 entry matches any secret
-  kTimestampTooOld,   // more than the tolerance in the past
-  kTimestampTooNew,   // more than the tolerance in the future
-  kNoSecret,          // no secret configured
-  kInvalidSecret,     // empty, undecodable or oversized secret
-  kInternal,          // the crypto library failed (out of memory)
+  kMalformedHeader,  // missing/empty id, timestamp or signature header, or bad syntax
+  kBadSignature,     // no v1 entry matches any secret
+  kTimestampTooOld,  // more than the tolerance in the past
+  kTimestampTooNew,  // more than the tolerance in the future
+  kNoSecret,         // no secret configured
+  kInvalidSecret,    // empty, undecodable or oversized secret
+  kInternal,         // the crypto library failed (out of memory)
 };
 
 // Stable lower-case name of an error, for logs and messages. Never null.
 const char *WebhookErrorName(WebhookError err);
 
 inline constexpr int64_t kWebhookToleranceSeconds = 300;
-inline constexpr size_t kMaxSecretBytes = 1024;        // decoded key
+inline constexpr size_t kMaxSecretBytes = 1024;  // decoded key
 inline constexpr size_t kMaxMsgIdBytes = 256;
 inline constexpr size_t kMaxSignatureHeaderBytes = 8192;
 

@@ -38,7 +38,7 @@ bool DecodeInto(const char *secret, size_t secret_len, char *out, size_t *out_le
     if (core::DecodeWebhookSecret(std::string_view(secret, secret_len), &key) ==
             core::WebhookError::kOk &&
         key.size() <= secret_len) {
-      memcpy(out, key.data(), key.size());
+      key.copy(out, key.size());
       *out_len = key.size();
       ok = true;
     }
@@ -58,13 +58,12 @@ void LoadSecrets() {
   Oid nsp = get_namespace_oid("jnx", false);
   Oid relid = get_relname_relid("webhook_secrets", nsp);
   if (!OidIsValid(relid)) {
-    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                    errmsg("jnx.webhook_secrets does not exist"),
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("jnx.webhook_secrets does not exist"),
                     errhint("Is the jnx_auth extension installed in this database?")));
   }
   if (config_context == nullptr) {
-    config_context = AllocSetContextCreate(TopMemoryContext, "jnx_auth config",
-                                           ALLOCSET_SMALL_SIZES);
+    config_context =
+        AllocSetContextCreate(TopMemoryContext, "jnx_auth config", ALLOCSET_SMALL_SIZES);
   }
   MemoryContextReset(config_context);
   cached_keys = SecretKeys();
@@ -77,8 +76,8 @@ void LoadSecrets() {
   Oid save_user;
   int save_sec;
   GetUserIdAndSecContext(&save_user, &save_sec);
-  SetUserIdAndSecContext(RelationOwner(relid), save_sec | SECURITY_LOCAL_USERID_CHANGE |
-                                                   SECURITY_RESTRICTED_OPERATION);
+  SetUserIdAndSecContext(RelationOwner(relid),
+                         save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
   int rc = SPI_execute("SELECT secret FROM jnx.webhook_secrets ORDER BY position", true,
                        kMaxWebhookSecrets + 1);
@@ -93,8 +92,7 @@ void LoadSecrets() {
     size_t key_len = 0;
     if (!DecodeInto(VARDATA_ANY(t), len, buf, &key_len)) {
       secrets_valid = false;
-      ereport(ERROR, (errcode(kWebhookInvalidSecret),
-                      errmsg("a stored webhook secret is invalid"),
+      ereport(ERROR, (errcode(kWebhookInvalidSecret), errmsg("a stored webhook secret is invalid"),
                       errhint("Set the secrets again with jnx.set_webhook_secrets().")));
     }
     cached_keys.keys[cached_keys.count++] = std::string_view(buf, key_len);
@@ -105,7 +103,9 @@ void LoadSecrets() {
 
 }  // namespace
 
-void InitConfigCache() { CacheRegisterRelcacheCallback(ConfigRelcacheCallback, PointerGetDatum(nullptr)); }
+void InitConfigCache() {
+  CacheRegisterRelcacheCallback(ConfigRelcacheCallback, PointerGetDatum(nullptr));
+}
 
 SecretKeys CurrentWebhookKeys() {
   if (!secrets_valid) LoadSecrets();

@@ -5,9 +5,7 @@ namespace jnx::pg {
 void SetWebhookFailure(Failure *failure, core::WebhookError err, const char *detail) {
   using core::WebhookError;
   switch (err) {
-    case WebhookError::kOk:
-      failure->sqlstate = 0;
-      return;
+    case WebhookError::kOk: failure->sqlstate = 0; return;
     case WebhookError::kMalformedHeader:
       failure->Set(kWebhookMalformedHeader, "webhook headers are missing or malformed", detail);
       return;

@@ -6,5 +6,7 @@ extern "C" {
 PG_MODULE_MAGIC;
 
 PGDLLEXPORT void _PG_init(void);
-void _PG_init(void) { jnx::pg::InitConfigCache(); }
+void _PG_init(void) {
+  jnx::pg::InitConfigCache();
+}
 }

@@ -16,8 +16,8 @@ extern "C" {
 }
 
 // Declares a V1 SQL-callable function with C linkage.
-#define JNX_FUNCTION(name)    \
-  extern "C" {                \
-  PG_FUNCTION_INFO_V1(name);  \
-  }                           \
+#define JNX_FUNCTION(name)   \
+  extern "C" {               \
+  PG_FUNCTION_INFO_V1(name); \
+  }                          \
   extern "C" PGDLLEXPORT Datum name(PG_FUNCTION_ARGS)

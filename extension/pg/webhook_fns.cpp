@@ -62,19 +62,21 @@ void VerifyWorker(std::string_view msg_id, std::string_view timestamp, std::stri
                   Failure *failure) noexcept {
   Guard(failure, [&] {
     std::string key;
-    std::string_view one_key;
+    std::string_view one_key[1];
+    const std::string_view *use_keys = keys;
+    size_t use_count = static_cast<size_t>(nkeys);
     if (use_explicit) {
       core::WebhookError err = core::DecodeWebhookSecret(explicit_secret, &key);
       if (err != core::WebhookError::kOk) {
         SetWebhookFailure(failure, err);
         return;
       }
-      one_key = key;
-      keys = &one_key;
-      nkeys = 1;
+      one_key[0] = key;
+      use_keys = one_key;
+      use_count = 1;
     }
-    core::WebhookError err = core::VerifyWebhook(msg_id, timestamp, header, body, keys,
-                                                 static_cast<size_t>(nkeys), now);
+    core::WebhookError err =
+        core::VerifyWebhook(msg_id, timestamp, header, body, use_keys, use_count, now);
     if (err != core::WebhookError::kOk) {
       SetWebhookFailure(failure, err,
                         err == core::WebhookError::kMalformedHeader
@@ -103,9 +105,9 @@ int64 UnixSeconds(TimestampTz ts) {
 }
 
 void RaiseMissing(const char *what) {
-  ereport(ERROR, (errcode(kWebhookMalformedHeader),
-                  errmsg("webhook headers are missing or malformed"),
-                  errdetail("%s is missing.", what)));
+  ereport(ERROR,
+          (errcode(kWebhookMalformedHeader), errmsg("webhook headers are missing or malformed"),
+           errdetail("%s is missing.", what)));
 }
 
 }  // namespace
@@ -151,11 +153,10 @@ JNX_FUNCTION(jnx_verify_webhook) {
   if (!use_explicit) configured = jnx::pg::CurrentWebhookKeys();
 
   Failure failure;
-  jnx::pg::VerifyWorker(jnx::pg::TextView(msg_id), jnx::pg::TextView(timestamp),
-                        jnx::pg::TextView(header), jnx::pg::ByteaView(body), configured.keys,
-                        configured.count,
-                        use_explicit ? jnx::pg::TextView(secret) : std::string_view(),
-                        use_explicit, now, &failure);
+  jnx::pg::VerifyWorker(
+      jnx::pg::TextView(msg_id), jnx::pg::TextView(timestamp), jnx::pg::TextView(header),
+      jnx::pg::ByteaView(body), configured.keys, configured.count,
+      use_explicit ? jnx::pg::TextView(secret) : std::string_view(), use_explicit, now, &failure);
   if (failure.failed()) jnx::pg::RaiseFailure(failure);
   PG_RETURN_VOID();
 }

@@ -144,6 +144,9 @@ Next:
 MSG
     ;;
   shim) start_shim ;;
+  # For fault tests: stop or start only the database, leaving the shim up.
+  db-stop) as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null ;;
+  db-start) as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGLOG" -w -t 60 start >/dev/null ;;
   stop-shim) stop_shim ;;
   stop) stop_cluster ;;
   psql) shift; psql_db "$@" ;;

@@ -18,9 +18,13 @@ std::string Decoded(std::string_view in, bool *ok) {
 }  // namespace
 
 TEST(Base64, Rfc4648Vectors) {
-  const std::pair<const char *, const char *> vectors[] = {
-      {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  const std::pair<const char *, const char *> vectors[] = {{"", ""},
+                                                           {"f", "Zg=="},
+                                                           {"fo", "Zm8="},
+                                                           {"foo", "Zm9v"},
+                                                           {"foob", "Zm9vYg=="},
+                                                           {"fooba", "Zm9vYmE="},
+                                                           {"foobar", "Zm9vYmFy"}};
   for (const auto &[plain, encoded] : vectors) {
     EXPECT_EQ(Base64Encode(plain), encoded);
     bool ok = false;

@@ -60,8 +60,8 @@ TEST(WebhookSign, RejectsBadInput) {
 
 TEST(WebhookSecret, RejectsEmptyUndecodableAndOversized) {
   std::string key = "untouched";
-  for (const char *bad : {"", "whsec_", "whsec_!!!!", "whsec_QQ", "whsec_QR==", "whsec_ QQ==",
-                          "WHSEC_QQ==", "whsec_whsec_QQ=="}) {
+  for (const char *bad : {"", "whsec_", "whsec_!!!!", "whsec_QQ",
+                          "whsec_QR==", "whsec_ QQ==", "WHSEC_QQ==", "whsec_whsec_QQ=="}) {
     EXPECT_EQ(DecodeWebhookSecret(bad, &key), WebhookError::kInvalidSecret) << bad;
   }
   EXPECT_EQ(key, "untouched");
@@ -77,12 +77,15 @@ TEST(WebhookTimestamp, DigitsOnly) {
   EXPECT_EQ(v, 1614265330);
   EXPECT_EQ(ParseWebhookTimestamp("0001", &v), WebhookError::kOk);
   EXPECT_EQ(v, 1);
-  for (const char *bad : {"", "-1", "+1", "1.5", " 1", "1 ", "1e9", "0x10", "1234567890123456789"}) {
+  for (const char *bad :
+       {"", "-1", "+1", "1.5", " 1", "1 ", "1e9", "0x10", "1234567890123456789"}) {
     EXPECT_EQ(ParseWebhookTimestamp(bad, &v), WebhookError::kMalformedHeader) << bad;
   }
 }
 
-TEST(WebhookVerify, AcceptsVector) { EXPECT_EQ(Verify(kSignature), WebhookError::kOk); }
+TEST(WebhookVerify, AcceptsVector) {
+  EXPECT_EQ(Verify(kSignature), WebhookError::kOk);
+}
 
 TEST(WebhookVerify, AnyV1EntryMatches) {
   const std::string other = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
@@ -123,22 +126,21 @@ TEST(WebhookVerify, BadSignatures) {
   for (char &c : base64url) c = c == '+' ? '-' : c == '/' ? '_' : c;
   const std::vector<std::string> bad = {
       flipped,
-      "V1," + b64,                       // version is case-sensitive
-      "v1," + b64.substr(0, 43),         // stripped padding
-      base64url,                         // base64url alphabet
-      "v1, " + b64,                      // space after the comma
-      "v1,AAAA\t" + sig,                 // tab is not a separator
-      "v1,AAAA\n" + sig,                 // nor is a newline
-      "v2," + b64,                       // only another version
-      "v1," + b64 + "A",                 // one character more
-      "v1," + b64.substr(0, 20),         // truncated
-      "v1,",                             // empty signature
+      "V1," + b64,                // version is case-sensitive
+      "v1," + b64.substr(0, 43),  // stripped padding
+      base64url,                  // base64url alphabet
+      "v1, " + b64,               // space after the comma
+      "v1,AAAA\t" + sig,          // tab is not a separator
+      "v1,AAAA\n" + sig,          // nor is a newline
+      "v2," + b64,                // only another version
+      "v1," + b64 + "A",          // one character more
+      "v1," + b64.substr(0, 20),  // truncated
+      "v1,",                      // empty signature
   };
   for (const std::string &h : bad) EXPECT_EQ(Verify(h), WebhookError::kBadSignature) << h;
   EXPECT_EQ(Verify(sig, kTimestamp, "{\"test\": 2432232315}"), WebhookError::kBadSignature);
   EXPECT_EQ(Verify(sig, kTimestamp, std::string(kBody) + " "), WebhookError::kBadSignature);
-  EXPECT_EQ(Verify(sig, kTimestamp, kBody, "1614265330", "msg_other"),
-            WebhookError::kBadSignature);
+  EXPECT_EQ(Verify(sig, kTimestamp, kBody, "1614265330", "msg_other"), WebhookError::kBadSignature);
 }
 
 TEST(WebhookVerify, MalformedHeaders) {

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Every suite, in order, on a fresh private cluster ("test" instance, shim on
+# 127.0.0.1:18787). Called by `make test` after deps, build and install.
+# Stops what it started, also on failure. The last line counts the suites.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export JNX_INSTANCE=test
+CLUSTER="bash $ROOT/test/env/cluster.sh"
+FUZZ_SECONDS=${JNX_FUZZ_SECONDS:-30}
+
+passed=0
+failed=0
+failures=()
+started=$(date +%s)
+
+suite() {
+  local name=$1
+  shift
+  echo
+  echo "=== $name"
+  local t0=$SECONDS
+  if "$@"; then
+    echo "=== $name: passed in $((SECONDS - t0))s"
+    passed=$((passed + 1))
+  else
+    echo "=== $name: FAILED after $((SECONDS - t0))s"
+    failed=$((failed + 1))
+    failures+=("$name")
+  fi
+}
+
+cleanup() {
+  $CLUSTER stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+fresh_cluster() {
+  $CLUSTER stop >/dev/null 2>&1 || true
+  eval "$($CLUSTER env)"
+  rm -rf "$JNX_BASE"
+  $CLUSTER run
+}
+
+regress() {
+  eval "$($CLUSTER env)"
+  if ! make -s installcheck; then
+    [[ -f regression.diffs ]] && head -n 80 regression.diffs
+    return 1
+  fi
+}
+
+pgtap() {
+  eval "$($CLUSTER env)"
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS jnx_pgtap" -c "CREATE DATABASE jnx_pgtap" &&
+    psql -X -q -d jnx_pgtap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION jnx_auth" &&
+    pg_prove -d jnx_pgtap test/pgtap/*.sql
+}
+
+shim_integration() {
+  eval "$($CLUSTER env)"
+  python3 test/shim/test_shim.py
+}
+
+suite "unit (GoogleTest, extension/core)" make -s unit
+suite "fuzz (libFuzzer + ASan/UBSan, ${FUZZ_SECONDS}s per target)" make -s fuzz FUZZ_SECONDS="$FUZZ_SECONDS"
+suite "format (clang-format)" make -s format-check
+suite "lint (clang-tidy)" make -s lint
+suite "private cluster and shim" fresh_cluster
+suite "pg_regress (make installcheck)" regress
+suite "pgTAP (pg_prove)" pgtap
+suite "shim integration (HTTP)" shim_integration
+
+echo
+echo "make test finished in $(($(date +%s) - started))s"
+((failed > 0)) && echo "failed suites: ${failures[*]}"
+echo "suites: $passed passed, $failed failed"
+((failed == 0))

@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Integration tests of jnx-shim over real HTTP against the running shim and
+database (started by test/run-all.sh). Standard library only.
+
+Environment (from `test/env/cluster.sh env`): JNX_LISTEN, JNX_SECRET_FILE,
+JNX_SHIM_LOG, PGHOST, PGPORT, PGUSER, PGDATABASE.
+"""
+
+import base64
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "test", "fixtures"))
+import svix  # noqa: E402
+
+HOST, PORT = os.environ["JNX_LISTEN"].rsplit(":", 1)
+PORT = int(PORT)
+with open(os.environ["JNX_SECRET_FILE"], encoding="ascii") as f:
+    SECRET = f.read().strip()
+with open(os.path.join(ROOT, "test", "fixtures", "user_created.json"), "rb") as f:
+    FIXTURE = json.loads(f.read())
+MAX_BODY = int(os.environ.get("JNX_MAX_BODY_BYTES", str(1024 * 1024)))
+
+RUN = os.urandom(4).hex()  # user ids are unique per run: reruns on one database stay meaningful
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def psql(sql: str) -> str:
+    out = subprocess.run(["psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def cluster(*args: str) -> None:
+    subprocess.run(["bash", os.path.join(ROOT, "test", "env", "cluster.sh"), *args], check=True)
+
+
+def request(method, path, body=b"", headers=None, timeout=30):
+    conn = http.client.HTTPConnection(HOST, PORT, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), data
+    finally:
+        conn.close()
+
+
+def user_event(user_id, first_name="Ada", email=None, updated_ms=1764150000000, kind="user.created"):
+    event = json.loads(json.dumps(FIXTURE))
+    event["type"] = kind
+    user_id = f"{user_id}_{RUN}"
+    event["data"]["id"] = user_id
+    event["data"]["first_name"] = first_name
+    event["data"]["email_addresses"][0]["email_address"] = email or f"{user_id.lower()}@example.com"
+    event["data"]["updated_at"] = updated_ms
+    return json.dumps(event).encode()
+
+
+def deliver(body, headers=None, secret=SECRET, **kw):
+    return request("POST", "/api/webhooks/clerk", body, headers or svix.headers(secret, body, **kw))
+
+
+def expect(cond, message):
+    if not cond:
+        raise AssertionError(message)
+
+
+def expect_status(got, want, data=b""):
+    expect(got == want, f"expected HTTP {want}, got {got}: {data[:200]!r}")
+
+
+@test
+def health_and_readiness():
+    status, _, data = request("GET", "/healthz")
+    expect_status(status, 200, data)
+    status, _, data = request("GET", "/readyz")
+    expect_status(status, 200, data)
+    version = psql("SELECT extversion FROM pg_extension WHERE extname = 'jnx_auth'")
+    expect(json.loads(data)["extension_version"] == version, f"readyz version {data!r}")
+
+
+@test
+def valid_delivery_creates_the_user():
+    body = user_event("user_shim_valid", "Grace", "grace@example.com")
+    headers = svix.headers(SECRET, body)
+    status, resp_headers, data = deliver(body, headers)
+    expect_status(status, 200, data)
+    expect(json.loads(data) == {"status": "processed", "type": "user.created"}, data)
+    expect(resp_headers.get("content-type", "").startswith("application/json"), resp_headers)
+    expect(resp_headers.get("x-request-id"), "no X-Request-Id")
+    row = psql("SELECT email || '|' || first_name || '|' || sync_state FROM jnx.users "
+               f"WHERE clerk_user_id = 'user_shim_valid_{RUN}'")
+    expect(row == "grace@example.com|Grace|synced", row)
+    audit = psql("SELECT count(*) FROM jnx.audit_logs WHERE request_id = "
+                 f"'{headers['svix-id']}' AND actor = 'clerk:webhook'")
+    expect(audit == "1", f"audit rows {audit}")
+
+
+@test
+def standard_webhooks_header_names():
+    body = user_event("user_shim_standard")
+    h = svix.headers(SECRET, body)
+    headers = {"webhook-id": h["svix-id"], "webhook-timestamp": h["svix-timestamp"],
+               "webhook-signature": h["svix-signature"]}
+    status, _, data = deliver(body, headers)
+    expect_status(status, 200, data)
+
+
+@test
+def tampered_body_is_rejected_and_not_stored():
+    body = user_event("user_shim_tampered")
+    headers = svix.headers(SECRET, body)
+    status, _, data = deliver(body.replace(b"Ada", b"Eve"), headers)
+    expect_status(status, 400, data)
+    expect(json.loads(data) == {"error": "bad_signature"}, data)
+    n = psql(f"SELECT count(*) FROM jnx.webhook_events WHERE svix_id = '{headers['svix-id']}'")
+    expect(n == "0", f"tampered delivery stored: {n}")
+    n = psql(f"SELECT count(*) FROM jnx.users WHERE clerk_user_id = 'user_shim_tampered_{RUN}'")
+    expect(n == "0", "tampered user stored")
+
+
+@test
+def wrong_secret_is_rejected():
+    other = "whsec_" + base64.b64encode(b"x" * 32).decode()
+    status, _, data = deliver(user_event("user_shim_wrong_secret"), secret=other)
+    expect_status(status, 400, data)
+
+
+@test
+def missing_headers_are_400():
+    body = user_event("user_shim_missing")
+    full = svix.headers(SECRET, body)
+    for drop in ("svix-id", "svix-timestamp", "svix-signature"):
+        headers = {k: v for k, v in full.items() if k != drop}
+        status, _, data = deliver(body, headers)
+        expect_status(status, 400, data)
+        expect(json.loads(data) == {"error": "malformed_headers"}, data)
+    status, _, data = deliver(body, {"content-type": "application/json"})
+    expect_status(status, 400, data)
+    headers = dict(full, **{"svix-timestamp": "yesterday"})
+    status, _, data = deliver(body, headers)
+    expect_status(status, 400, data)
+
+
+@test
+def stale_timestamps_are_400_both_ways():
+    body = user_event("user_shim_stale")
+    for offset in (-400, 400):
+        status, _, data = deliver(body, timestamp=int(time.time()) + offset)
+        expect_status(status, 400, data)
+        expect(json.loads(data) == {"error": "stale_timestamp"}, data)
+    n = psql(f"SELECT count(*) FROM jnx.users WHERE clerk_user_id = 'user_shim_stale_{RUN}'")
+    expect(n == "0", "stale user stored")
+
+
+@test
+def oversize_body_is_413_and_the_limit_itself_is_accepted():
+    base = user_event("user_shim_limit")
+    at_limit = base + b" " * (MAX_BODY - len(base))  # valid JSON, exactly the limit
+    status, _, data = deliver(at_limit)
+    expect_status(status, 200, data)
+    over = at_limit + b" "
+    status, _, data = deliver(over)
+    expect_status(status, 413, data)
+    expect(json.loads(data) == {"error": "payload_too_large"}, data)
+
+
+@test
+def duplicate_delivery_has_one_effect():
+    body = user_event("user_shim_dup")
+    headers = svix.headers(SECRET, body)
+    first = deliver(body, headers)
+    second = deliver(body, headers)
+    expect_status(first[0], 200, first[2])
+    expect_status(second[0], 200, second[2])
+    expect(json.loads(first[2])["status"] == "processed", first[2])
+    expect(json.loads(second[2])["status"] == "duplicate", second[2])
+    n = psql(f"SELECT count(*) FROM jnx.audit_logs WHERE request_id = '{headers['svix-id']}'")
+    expect(n == "1", f"audit rows for a duplicated delivery: {n}")
+
+
+@test
+def fifty_concurrent_copies_of_one_delivery():
+    body = user_event("user_shim_concurrent")
+    headers = svix.headers(SECRET, body)
+    copies = 50
+    barrier = threading.Barrier(copies)
+    results = [None] * copies
+
+    def send(i):
+        barrier.wait()
+        try:
+            results[i] = deliver(body, headers)
+        except Exception as e:  # noqa: BLE001 - reported below
+            results[i] = (None, {}, repr(e).encode())
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(copies)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = [r[0] for r in results]
+    expect(statuses == [200] * copies, f"statuses: {sorted(set(map(str, statuses)))} {results[:2]}")
+    outcomes = sorted(json.loads(r[2])["status"] for r in results)
+    expect(outcomes == ["duplicate"] * (copies - 1) + ["processed"], f"outcomes {outcomes}")
+    users = psql(f"SELECT count(*) FROM jnx.users WHERE clerk_user_id = 'user_shim_concurrent_{RUN}'")
+    events = psql(f"SELECT count(*) FROM jnx.webhook_events WHERE svix_id = '{headers['svix-id']}'")
+    expect(users == "1" and events == "1", f"users={users} webhook_events={events}")
+
+
+@test
+def unknown_event_types_are_ignored_and_kept():
+    body = json.dumps({"type": "organizationInvitation.created", "object": "event",
+                       "data": {"id": "orginv_1"}}).encode()
+    headers = svix.headers(SECRET, body)
+    status, _, data = deliver(body, headers)
+    expect_status(status, 200, data)
+    expect(json.loads(data)["status"] == "ignored", data)
+    row = psql(f"SELECT status FROM jnx.webhook_events WHERE svix_id = '{headers['svix-id']}'")
+    expect(row == "ignored", row)
+
+
+@test
+def signed_garbage_is_a_dead_letter_answered_200():
+    body = b"{not json"
+    headers = svix.headers(SECRET, body)
+    status, _, data = deliver(body, headers)
+    expect_status(status, 200, data)
+    expect(json.loads(data)["status"] == "dead_letter", data)
+
+
+@test
+def unknown_route_is_404_json():
+    status, _, data = request("GET", "/api/nothing-here")
+    expect_status(status, 404, data)
+    expect(json.loads(data) == {"error": "not_found"}, data)
+
+
+def concurrently(n, fn):
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i):
+        barrier.wait()
+        results[i] = fn(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@test
+def secret_rotation_reaches_every_pooled_backend():
+    # Concurrent requests open several pooled connections; each backend
+    # caches the decoded secret.
+    warm = concurrently(16, lambda i: deliver(user_event(f"user_shim_warm_{i}"))[0])
+    expect(warm == [200] * 16, warm)
+    backends = int(psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'jnx-shim'"))
+    expect(backends >= 2, f"only {backends} shim backend(s): the test would prove nothing")
+    new_secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    try:
+        psql(f"SELECT jnx.set_webhook_secrets('{new_secret}')")
+        new = concurrently(16, lambda i: deliver(user_event(f"user_shim_rotated_{i}"),
+                                                 secret=new_secret)[0])
+        expect(new == [200] * 16, f"new secret refused by some backend: {new}")
+        old = concurrently(16, lambda i: deliver(user_event(f"user_shim_old_{i}"), secret=SECRET)[0])
+        expect(old == [400] * 16, f"old secret still accepted by some backend: {old}")
+        # During rotation both are accepted.
+        psql(f"SELECT jnx.set_webhook_secrets('{new_secret}', '{SECRET}')")
+        for s in (new_secret, SECRET):
+            expect_status(deliver(user_event("user_shim_both"), secret=s)[0], 200)
+    finally:
+        psql(f"SELECT jnx.set_webhook_secrets('{SECRET}')")
+
+
+@test
+def database_down_is_503_with_retry_after_then_applies_once():
+    body = user_event("user_shim_outage")
+    headers = svix.headers(SECRET, body)
+    cluster("db-stop")
+    try:
+        started = time.monotonic()
+        status, resp_headers, data = deliver(body, headers)
+        elapsed = time.monotonic() - started
+        expect_status(status, 503, data)
+        expect(resp_headers.get("retry-after"), f"no Retry-After: {resp_headers}")
+        expect(elapsed < 5, f"503 took {elapsed:.1f}s")
+        status, _, data = request("GET", "/readyz")
+        expect_status(status, 503, data)
+    finally:
+        cluster("db-start")
+    # Svix retries the same delivery: applied exactly once.
+    status, _, data = deliver(body, headers)
+    expect_status(status, 200, data)
+    expect(json.loads(data)["status"] == "processed", data)
+    status, _, data = deliver(body, headers)
+    expect(json.loads(data)["status"] == "duplicate", data)
+    n = psql(f"SELECT count(*) FROM jnx.users WHERE clerk_user_id = 'user_shim_outage_{RUN}'")
+    expect(n == "1", n)
+
+
+@test
+def logs_are_json_lines_without_pii():
+    time.sleep(0.2)
+    with open(os.environ["JNX_SHIM_LOG"], encoding="utf-8", errors="replace") as f:
+        lines = [line for line in f if line.strip()]
+    expect(len(lines) > 50, f"only {len(lines)} log lines")
+    requests = 0
+    for line in lines:
+        entry = json.loads(line)
+        if "route" in entry:
+            requests += 1
+            for key in ("ts", "request_id", "route", "status"):
+                expect(key in entry, f"log line without {key}: {line}")
+    expect(requests > 50, f"{requests} request lines")
+    text = "".join(lines)
+    for needle in ("@example.com", "Grace", "Lovelace", "192.0.2.10", "v1,", "whsec_",
+                   SECRET[6:20], "Mozilla"):
+        expect(needle not in text, f"log contains {needle!r}")
+
+
+def main() -> int:
+    passed = failed = 0
+    for n, fn in enumerate(TESTS, 1):
+        try:
+            fn()
+            print(f"ok {n} - {fn.__name__}")
+            passed += 1
+        except Exception:  # noqa: BLE001 - every failure is reported
+            print(f"not ok {n} - {fn.__name__}")
+            traceback.print_exc()
+            failed += 1
+    print(f"shim: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
