@@ -10,6 +10,12 @@ namespace jnx::core {
 
 std::string Base64Encode(std::string_view in);
 
+// Writes exactly Base64EncodedSize(in.size()) characters to out (no NUL).
+constexpr size_t Base64EncodedSize(size_t n) {
+  return (n + 2) / 3 * 4;
+}
+void Base64EncodeTo(std::string_view in, char *out);
+
 // Appends the decoded bytes to *out; returns false (and leaves *out as it
 // was) when `in` is not canonical padded base64.
 bool Base64Decode(std::string_view in, std::string *out);

@@ -18,31 +18,50 @@ constexpr std::string_view kSecretPrefix = "whsec_";
 constexpr size_t kDigestBytes = 32;
 constexpr size_t kSignatureB64Bytes = 44;  // base64 of 32 bytes, padded
 
-// One HMAC context per thread, reused: fetching the algorithm and allocating a
-// context on every call would cost more than hashing a typical 3 KB body.
+// One HMAC context per thread, reused: fetching the algorithm, setting the
+// digest and deriving the key pads on every call would cost more than hashing
+// a typical 3 KB body. The context stays keyed with the last key used, so a
+// backend verifying against one configured secret re-derives nothing.
 class HmacSha256 {
  public:
   HmacSha256() {
     mac_ = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-    if (mac_ != nullptr) ctx_ = EVP_MAC_CTX_new(mac_);
+    if (mac_ == nullptr) return;
+    ctx_ = EVP_MAC_CTX_new(mac_);
+    char digest_name[] = "SHA256";
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+        OSSL_PARAM_construct_end()};
+    if (ctx_ != nullptr && EVP_MAC_CTX_set_params(ctx_, params) != 1) {
+      EVP_MAC_CTX_free(ctx_);
+      ctx_ = nullptr;
+    }
   }
   ~HmacSha256() {
+    OPENSSL_cleanse(key_.data(), key_.size());
     EVP_MAC_CTX_free(ctx_);
     EVP_MAC_free(mac_);
   }
   HmacSha256(const HmacSha256 &) = delete;
   HmacSha256 &operator=(const HmacSha256 &) = delete;
 
-  // HMAC-SHA256(key, a || "." || b || "." || c) into out; false on failure.
-  bool Digest(std::string_view key, std::string_view a, std::string_view b, std::string_view c,
+  // HMAC-SHA256(key, prefix || body) into out; false on failure.
+  bool Digest(std::string_view key, std::string_view prefix, std::string_view body,
               std::array<unsigned char, kDigestBytes> *out) {
     if (ctx_ == nullptr || key.empty()) return false;
-    char digest_name[] = "SHA256";
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-                           OSSL_PARAM_construct_end()};
-    const auto *k = reinterpret_cast<const unsigned char *>(key.data());
-    if (EVP_MAC_init(ctx_, k, key.size(), params) != 1) return false;
-    if (!Update(a) || !Update(".") || !Update(b) || !Update(".") || !Update(c)) return false;
+    if (!keyed_ || key.size() != key_.size() ||
+        CRYPTO_memcmp(key.data(), key_.data(), key.size()) != 0) {
+      keyed_ = false;
+      OPENSSL_cleanse(key_.data(), key_.size());
+      key_.assign(key.data(), key.size());
+      const auto *k = reinterpret_cast<const unsigned char *>(key.data());
+      if (EVP_MAC_init(ctx_, k, key.size(), nullptr) != 1) return false;
+      keyed_ = true;
+    } else if (EVP_MAC_init(ctx_, nullptr, 0, nullptr) != 1) {  // same key: reuse its pads
+      keyed_ = false;
+      return false;
+    }
+    if (!Update(prefix) || !Update(body)) return false;
     size_t len = 0;
     return EVP_MAC_final(ctx_, out->data(), &len, out->size()) == 1 && len == kDigestBytes;
   }
@@ -53,6 +72,8 @@ class HmacSha256 {
   }
   EVP_MAC *mac_ = nullptr;
   EVP_MAC_CTX *ctx_ = nullptr;
+  std::string key_;  // the key ctx_ is initialised with, when keyed_
+  bool keyed_ = false;
 };
 
 HmacSha256 &ThreadHmac() {
@@ -60,16 +81,24 @@ HmacSha256 &ThreadHmac() {
   return hmac;
 }
 
-// The "v1,<base64>" payload for one key, without the "v1," prefix.
+// The base64 of HMAC-SHA256(key, "<msg_id>.<ts>.<body>"), into out (no NUL).
+// msg_id and canonical_ts are already bounded (kMaxMsgIdBytes, 19 digits).
 WebhookError ComputeSignatureB64(std::string_view key, std::string_view msg_id,
                                  std::string_view canonical_ts, std::string_view body,
-                                 std::string *b64) {
+                                 std::array<char, kSignatureB64Bytes> *out) {
+  std::array<char, kMaxMsgIdBytes + 24> prefix{};
+  if (msg_id.size() + canonical_ts.size() + 2 > prefix.size())
+    return WebhookError::kMalformedHeader;
+  size_t n = msg_id.copy(prefix.data(), msg_id.size());
+  prefix[n++] = '.';
+  n += canonical_ts.copy(prefix.data() + n, canonical_ts.size());
+  prefix[n++] = '.';
   std::array<unsigned char, kDigestBytes> digest{};
-  if (!ThreadHmac().Digest(key, msg_id, canonical_ts, body, &digest)) {
+  if (!ThreadHmac().Digest(key, std::string_view(prefix.data(), n), body, &digest)) {
     return WebhookError::kInternal;
   }
-  *b64 =
-      Base64Encode(std::string_view(reinterpret_cast<const char *>(digest.data()), digest.size()));
+  Base64EncodeTo(std::string_view(reinterpret_cast<const char *>(digest.data()), digest.size()),
+                 out->data());
   OPENSSL_cleanse(digest.data(), digest.size());
   return WebhookError::kOk;
 }
@@ -129,11 +158,11 @@ WebhookError SignWebhook(std::string_view key, std::string_view msg_id, int64_t 
   if (WebhookError e = CheckWebhookMsgId(msg_id); e != WebhookError::kOk) return e;
   if (timestamp < 0) return WebhookError::kMalformedHeader;
   const std::string ts = std::to_string(timestamp);
-  std::string b64;
+  std::array<char, kSignatureB64Bytes> b64{};
   if (WebhookError e = ComputeSignatureB64(key, msg_id, ts, body, &b64); e != WebhookError::kOk) {
     return e;
   }
-  *signature = "v1," + b64;
+  *signature = "v1," + std::string(b64.data(), b64.size());
   return WebhookError::kOk;
 }
 
@@ -159,7 +188,7 @@ WebhookError VerifyWebhook(std::string_view msg_id, std::string_view timestamp,
   const std::string_view canonical_ts(ts_buf, static_cast<size_t>(end - ts_buf));
 
   bool matched = false;
-  std::string expected;
+  std::array<char, kSignatureB64Bytes> expected{};
   for (size_t k = 0; k < nkeys; ++k) {
     if (keys[k].empty()) return WebhookError::kInvalidSecret;
     if (WebhookError e = ComputeSignatureB64(keys[k], msg_id, canonical_ts, body, &expected);

@@ -71,7 +71,8 @@ CONF
     psql_db -d postgres -c "CREATE DATABASE $DB"
   fi
   # Create the extension, or bring an existing one to the installed version.
-  psql_db -c "CREATE EXTENSION IF NOT EXISTS jnx_auth" -c "ALTER EXTENSION jnx_auth UPDATE"
+  psql_db -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS jnx_auth" \
+    -c "ALTER EXTENSION jnx_auth UPDATE"
   if [[ ! -s $SECRET_FILE ]]; then
     (umask 077 && printf 'whsec_%s\n' "$(openssl rand -base64 32)" >"$SECRET_FILE")
   fi

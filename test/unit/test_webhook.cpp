@@ -181,3 +181,19 @@ TEST(WebhookErrors, EveryErrorHasAName) {
     EXPECT_STRNE(jnx::core::WebhookErrorName(static_cast<WebhookError>(e)), "unknown");
   }
 }
+
+// The per-thread HMAC context stays keyed with the last key: switching keys
+// back and forth must never verify with a stale one.
+TEST(WebhookVerify, InterleavedKeysNeverReuseAStaleKey) {
+  const std::string a = Key(), b = "another key of some bytes", c = "k";
+  for (int i = 0; i < 50; ++i) {
+    const std::string &signer = (i % 3 == 0) ? a : (i % 3 == 1) ? b : c;
+    std::string sig;
+    ASSERT_EQ(SignWebhook(signer, kMsgId, kTimestamp, kBody, &sig), WebhookError::kOk);
+    for (const std::string *k : {&a, &b, &c}) {
+      const std::string_view keys[] = {*k};
+      const WebhookError want = (k == &signer) ? WebhookError::kOk : WebhookError::kBadSignature;
+      EXPECT_EQ(VerifyWebhook(kMsgId, "1614265330", sig, kBody, keys, 1, kTimestamp), want);
+    }
+  }
+}
