@@ -93,16 +93,19 @@ deps:
 run: deps
 	$(MAKE) all
 	$(MAKE) install
-	bash test/env/cluster.sh run
+	@bash test/env/cluster.sh run
 
 stop:
-	bash test/env/cluster.sh stop
+	@bash test/env/cluster.sh stop
 
 psql:
-	bash test/env/cluster.sh psql
+	@bash test/env/cluster.sh psql
 
 sample-webhook:
-	bash test/env/cluster.sh sample-webhook
+	@bash test/env/cluster.sh sample-webhook
+
+resend-webhook:
+	@bash test/env/cluster.sh resend-webhook
 
 test: deps
 	$(MAKE) all
@@ -126,4 +129,4 @@ clean: clean-local
 clean-local:
 	rm -rf $(BUILD) shim/jnx-shim results regression.diffs regression.out
 
-.PHONY: unit fuzz bench deps run stop psql sample-webhook test format format-check lint clean-local
+.PHONY: unit fuzz bench deps run stop psql sample-webhook resend-webhook test format format-check lint clean-local

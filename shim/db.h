@@ -1,8 +1,8 @@
 // A fixed pool of libpq connections. Each Call() is one statement in its own
 // transaction (autocommit) on one borrowed connection. Transient failures
 // (connection lost, server shutting down or starting, serialization failure,
-// deadlock, too many connections) are retried with exponential backoff and
-// full jitter, bounded in count and in time; then the caller answers 503.
+// deadlock, insufficient resources such as too many connections) are retried with exponential
+// backoff and full jitter, bounded in count and in time; then the caller answers 503.
 #pragma once
 
 #include <libpq-fe.h>

@@ -8,6 +8,7 @@
 #   cluster.sh psql [args]     psql on the cluster's database
 #   cluster.sh env             print the shell variables of this instance
 #   cluster.sh sample-webhook  sign and send a sample user.created to the shim
+#   cluster.sh resend-webhook  send that same delivery again (as a Svix retry)
 #
 # JNX_INSTANCE (default "dev") names the instance, so `make test` ("test") never
 # touches the cluster of `make run`. PostgreSQL refuses to run as root and the
@@ -140,6 +141,7 @@ jnx_auth is running (instance "$INSTANCE").
 
 Next:
   make sample-webhook     sign and POST a sample user.created to the shim
+  make resend-webhook     POST the very same delivery again: answered "duplicate"
   make psql               then: SELECT clerk_user_id, email, sync_state FROM jnx.users;
   make stop               stop the shim and the database
 MSG
@@ -152,9 +154,11 @@ MSG
   stop) stop_cluster ;;
   psql) shift; psql_db "$@" ;;
   env) print_env ;;
-  sample-webhook)
-    JNX_SECRET_FILE=$SECRET_FILE JNX_LISTEN=$LISTEN python3 "$ROOT/test/fixtures/send_webhook.py" \
-      "$ROOT/test/fixtures/user_created.json"
+  sample-webhook | resend-webhook)
+    arg=$ROOT/test/fixtures/user_created.json
+    [[ $1 == resend-webhook ]] && arg=--resend
+    JNX_SECRET_FILE=$SECRET_FILE JNX_LISTEN=$LISTEN JNX_BASE=$BASE \
+      python3 "$ROOT/test/fixtures/send_webhook.py" "$arg"
     ;;
-  *) sed -n '2,16p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+  *) sed -n '2,17p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
 esac
