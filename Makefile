@@ -23,7 +23,7 @@ REGRESS      = setup webhook_sign webhook_verify secrets ingest
 REGRESS_OPTS = --inputdir=.
 
 PG_CONFIG ?= pg_config
-PG_INCLUDE_SERVER := $(shell $(PG_CONFIG) --includedir-server)
+PG_INCLUDE_SERVER := $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
 # PostgreSQL's headers as system headers: -Werror applies to our code only.
 PG_CPPFLAGS = -isystem $(PG_INCLUDE_SERVER) -Iextension
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -fvisibility=hidden
@@ -33,8 +33,16 @@ SHLIB_LINK  = -lssl -lcrypto -lstdc++
 # would need its own flags for C++17.
 override with_llvm = no
 
-PGXS := $(shell $(PG_CONFIG) --pgxs)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifeq ($(PGXS),)
+# A fresh machine has no pg_config yet: only deps, run and test work, and they
+# install the packages before building in a sub-make.
+all install installcheck:
+	@echo "pg_config not found: run 'make deps' (or 'make run' / 'make test', which do it) first" >&2
+	@exit 1
+else
 include $(PGXS)
+endif
 
 # Everything below is ours, outside PGXS.
 BUILD      = build
@@ -44,11 +52,13 @@ OPENSSL_LIBS = -lssl -lcrypto
 $(DATA_built): $(sort $(wildcard extension/schema/*.sql))
 	cat $^ > $@
 
+ifneq ($(PGXS),)
 all: shim/jnx-shim
+endif
 
 # --- shim -------------------------------------------------------------------
 HTTPLIB_FLAGS := $(shell pkg-config --cflags --libs cpp-httplib 2>/dev/null)
-PQ_INCLUDE    := $(shell $(PG_CONFIG) --includedir)
+PQ_INCLUDE    := $(shell $(PG_CONFIG) --includedir 2>/dev/null)
 SHIM_SRCS      = $(wildcard shim/*.cpp)
 SHIM_HDRS      = $(wildcard shim/*.h)
 

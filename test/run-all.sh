@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every suite, in order, on a fresh private cluster ("test" instance, shim on
-# 127.0.0.1:18787). Called by `make test` after deps, build and install.
+# Every suite, in order, on a fresh private cluster ("test" instance, shim on a
+# loopback port of its own). Called by `make test` after deps, build and install.
 # Stops what it started, also on failure. The last line counts the suites.
 set -uo pipefail
 

@@ -31,7 +31,8 @@ PGPORT_NUM=5432
 PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 if [[ ! -x $PGBIN/pg_ctl ]]; then PGBIN=/usr/lib/postgresql/15/bin; fi
 DEFAULT_LISTEN=127.0.0.1:8787
-[[ $INSTANCE == test ]] && DEFAULT_LISTEN=127.0.0.1:18787
+# Tests get a port of their own per checkout, so two checkouts can test at once.
+[[ $INSTANCE == test ]] && DEFAULT_LISTEN=127.0.0.1:$((18000 + 16#${KEY:0:4} % 1000))
 LISTEN=${JNX_LISTEN:-$DEFAULT_LISTEN}
 
 as_postgres() {
