@@ -3,6 +3,7 @@
 // the database decides, the shim translates SQLSTATEs into status codes.
 #include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -28,6 +29,7 @@ constexpr const char *kIngestSql =
 constexpr const char *kVersionSql =
     "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'jnx_auth'";
 constexpr const char *kRetryAfterSeconds = "5";
+constexpr int kListenBacklog = 1024;
 
 // Per-request facts gathered by the handlers and written by the logger.
 struct RequestContext {
@@ -243,13 +245,32 @@ int main() {
     context = RequestContext();
   });
 
+  // cpp-httplib 0.11 listens with a backlog of 5: a burst of connections
+  // (Svix retries, 50 concurrent deliveries) overflows the accept queue and is
+  // refused or reset. Its socket-options hook sees the listening socket before
+  // bind, so keep that fd and raise the backlog once bound.
+  int listen_fd = -1;
+  server.set_socket_options([&listen_fd](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd = sock;
+  });
+  if (!server.bind_to_port(config.host, config.port)) {
+    WriteEventLog("error", "cannot listen on " + config.host + ":" + std::to_string(config.port));
+    return 1;
+  }
+  if (listen_fd < 0 || ::listen(listen_fd, kListenBacklog) != 0) {
+    WriteEventLog("error", "cannot raise the listen backlog");
+    return 1;
+  }
+
   std::thread signal_thread = StartSignalThread(server, signals);
   WriteEventLog("info", "jnx-shim " JNX_EXTVERSION " listening on " + config.host + ":" +
                             std::to_string(config.port) + ", " + std::to_string(config.workers) +
                             " workers, pool " + std::to_string(config.pool_size));
-  const bool ok = server.listen(config.host, config.port);
+  const bool ok = server.listen_after_bind();
   if (!ok) {
-    WriteEventLog("error", "cannot listen on " + config.host + ":" + std::to_string(config.port));
+    WriteEventLog("error", "the listener stopped unexpectedly");
     kill(getpid(), SIGTERM);  // wakes the signal thread so that it can be joined
     signal_thread.join();
     return 1;

@@ -35,8 +35,10 @@ DEFAULT_LISTEN=127.0.0.1:8787
 [[ $INSTANCE == test ]] && DEFAULT_LISTEN=127.0.0.1:$((18000 + 16#${KEY:0:4} % 1000))
 LISTEN=${JNX_LISTEN:-$DEFAULT_LISTEN}
 
+# From / : the caller's directory (a checkout under /root, say) may be one that
+# postgres cannot enter.
 as_postgres() {
-  if [[ $(id -un) == postgres ]]; then "$@"; else runuser -u postgres -- "$@"; fi
+  if [[ $(id -un) == postgres ]]; then (cd / && "$@"); else (cd / && runuser -u postgres -- "$@"); fi
 }
 
 psql_db() {
