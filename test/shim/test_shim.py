@@ -317,6 +317,54 @@ def database_down_is_503_with_retry_after_then_applies_once():
 
 
 @test
+def sigterm_finishes_the_request_in_flight_and_exits_0():
+    import signal
+    import socket
+    port = PORT + 1
+    log = open(os.path.join(os.environ["JNX_BASE"], "shim-drain.log"), "w")
+    env = dict(os.environ, JNX_LISTEN=f"{HOST}:{port}",
+               JNX_DATABASE_URL=f"host={os.environ['PGHOST']} port={os.environ['PGPORT']} "
+                                f"dbname={os.environ['PGDATABASE']} user={os.environ['PGUSER']}")
+    proc = subprocess.Popen([os.path.join(ROOT, "shim", "jnx-shim")], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        body = user_event("user_shim_drain")
+        headers = svix.headers(SECRET, body)
+        head = "POST /api/webhooks/clerk HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        head += f"Content-Length: {len(body)}\r\n\r\n"
+        sock = socket.create_connection((HOST, port), timeout=10)
+        sock.sendall(head.encode() + body[:100])      # the request is now in flight
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        refused = False
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+        except OSError:
+            refused = True
+        expect(refused, "new connections still accepted after SIGTERM")
+        sock.sendall(body[100:])
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        sock.close()
+        expect(answer.startswith(b"HTTP/1.1 200"), f"in-flight request got {answer[:80]!r}")
+        expect(b'"processed"' in answer, answer[-120:])
+        expect(proc.wait(timeout=10) == 0, f"exit code {proc.returncode}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+
+
+@test
 def logs_are_json_lines_without_pii():
     time.sleep(0.2)
     with open(os.environ["JNX_SHIM_LOG"], encoding="utf-8", errors="replace") as f:
