@@ -14,12 +14,21 @@ CORE_SRCS  = $(wildcard extension/core/*.cpp)
 PG_SRCS    = $(wildcard extension/pg/*.cpp)
 OBJS       = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
+# The install script is assembled from extension/schema: 00 and 10 hold what
+# only a fresh install runs (tables); 20 onwards only CREATE OR REPLACE and
+# idempotent statements, so the upgrade script reuses them after its ALTERs.
+# Released install scripts are kept frozen in extension/released.
+SCHEMA_INSTALL = $(sort $(wildcard extension/schema/0*.sql extension/schema/1*.sql))
+SCHEMA_SHARED  = $(sort $(wildcard extension/schema/[2-9]*.sql))
+UPGRADES       = $(notdir $(wildcard extension/upgrade/*.sql))
+
 MODULEDIR  = extension
-DATA       = extension/$(EXTENSION_NAME).control
-DATA_built = extension/$(EXTENSION_NAME)--$(EXTVERSION).sql
+DATA       = extension/$(EXTENSION_NAME).control $(wildcard extension/released/*.sql)
+DATA_built = extension/$(EXTENSION_NAME)--$(EXTVERSION).sql $(addprefix extension/,$(UPGRADES))
 EXTRA_CLEAN = extension/$(EXTENSION_NAME)--*.sql
 
-REGRESS      = setup webhook_sign webhook_verify secrets ingest
+REGRESS      = setup webhook_sign webhook_verify secrets ingest sync_users sync_orgs \
+               sync_memberships replay
 REGRESS_OPTS = --inputdir=.
 
 PG_CONFIG ?= pg_config
@@ -49,7 +58,10 @@ BUILD      = build
 CXX_STD    = -std=c++17 -Wall -Wextra -Werror -O2 -g
 OPENSSL_LIBS = -lssl -lcrypto
 
-$(DATA_built): $(sort $(wildcard extension/schema/*.sql))
+extension/$(EXTENSION_NAME)--$(EXTVERSION).sql: $(SCHEMA_INSTALL) $(SCHEMA_SHARED)
+	cat $^ > $@
+
+extension/$(EXTENSION_NAME)--%.sql: extension/upgrade/$(EXTENSION_NAME)--%.sql $(SCHEMA_SHARED)
 	cat $^ > $@
 
 ifneq ($(PGXS),)

@@ -1,38 +1,6 @@
 -- jnx.ingest_clerk_webhook: verify, then apply once, in one transaction.
 -- Deliveries are signed here with the configured secret and the current time.
 
--- (Parameters are named p_*: in SQL functions a column name would win.)
-CREATE FUNCTION regress.deliver(p_msg_id text, p_event jsonb) RETURNS jsonb
-LANGUAGE sql AS $$
-    SELECT jnx.ingest_clerk_webhook(p_msg_id, t::text,
-                                    jnx.webhook_sign(v.secret, p_msg_id, t, b), b)
-      FROM regress.vector v,
-           LATERAL (SELECT extract(epoch FROM now())::bigint AS t,
-                           convert_to(p_event::text, 'UTF8') AS b) x
-$$;
-CREATE FUNCTION regress.deliver_raw(p_msg_id text, p_body bytea) RETURNS jsonb
-LANGUAGE sql AS $$
-    SELECT jnx.ingest_clerk_webhook(p_msg_id, t::text,
-                                    jnx.webhook_sign(v.secret, p_msg_id, t, p_body), p_body)
-      FROM regress.vector v, LATERAL (SELECT extract(epoch FROM now())::bigint AS t) x
-$$;
-CREATE FUNCTION regress.user_event(kind text, id text, first_name text, email text, updated_ms bigint)
-RETURNS jsonb LANGUAGE sql AS $$
-    SELECT jsonb_build_object(
-        'type', kind, 'object', 'event', 'instance_id', 'ins_fake', 'timestamp', updated_ms,
-        'event_attributes', jsonb_build_object('http_request',
-            jsonb_build_object('client_ip', '192.0.2.1', 'user_agent', 'fixture')),
-        'data', jsonb_build_object(
-            'id', id, 'object', 'user', 'first_name', first_name, 'last_name', 'Ørsted',
-            'username', NULL, 'image_url', 'https://img.example.com/u.png',
-            'primary_email_address_id', 'idn_primary',
-            'email_addresses', jsonb_build_array(
-                jsonb_build_object('id', 'idn_other', 'email_address', 'other@example.com'),
-                jsonb_build_object('id', 'idn_primary', 'email_address', email)),
-            'public_metadata', '{}'::jsonb, 'private_metadata', '{"secret": "never stored as a column"}'::jsonb,
-            'created_at', 1700000000000, 'updated_at', updated_ms))
-$$;
-
 -- user.created: one row, synced, primary email picked from the list.
 SELECT regress.deliver('msg_u1_created',
     regress.user_event('user.created', 'user_1', 'Zoë', 'zoe@example.com', 1700000000000));

@@ -58,6 +58,11 @@ pgtap() {
     pg_prove -d jnx_pgtap test/pgtap/*.sql
 }
 
+upgrade() {
+  eval "$($CLUSTER env)"
+  bash test/upgrade/run.sh
+}
+
 shim_integration() {
   eval "$($CLUSTER env)"
   python3 test/shim/test_shim.py
@@ -70,6 +75,7 @@ suite "lint (clang-tidy)" make -s lint
 suite "private cluster and shim" fresh_cluster
 suite "pg_regress (make installcheck)" regress
 suite "pgTAP (pg_prove)" pgtap
+suite "upgrade from every released version" upgrade
 suite "shim integration (HTTP)" shim_integration
 
 echo

@@ -1,13 +1,13 @@
 -- Webhook signatures (Svix / Standard Webhooks, HMAC-SHA256), in C++.
 
-CREATE FUNCTION jnx.webhook_sign(secret text, msg_id text, msg_timestamp bigint, body bytea)
+CREATE OR REPLACE FUNCTION jnx.webhook_sign(secret text, msg_id text, msg_timestamp bigint, body bytea)
 RETURNS text
 AS 'MODULE_PATHNAME', 'jnx_webhook_sign'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION jnx.webhook_sign(text, text, bigint, bytea) IS
     'The "v1,<base64>" Svix signature of a message, for tools and tests.';
 
-CREATE FUNCTION jnx.verify_webhook(
+CREATE OR REPLACE FUNCTION jnx.verify_webhook(
     msg_id text, msg_timestamp text, signature_header text, body bytea,
     secret text DEFAULT NULL, now timestamptz DEFAULT now())
 RETURNS void
@@ -18,12 +18,12 @@ COMMENT ON FUNCTION jnx.verify_webhook(text, text, text, bytea, text, timestampt
 -- With secret NULL it checks against the configured secrets: not for everyone.
 REVOKE ALL ON FUNCTION jnx.verify_webhook(text, text, text, bytea, text, timestamptz) FROM PUBLIC;
 
-CREATE FUNCTION jnx._check_webhook_secret(secret text) RETURNS void
+CREATE OR REPLACE FUNCTION jnx._check_webhook_secret(secret text) RETURNS void
 AS 'MODULE_PATHNAME', 'jnx_check_webhook_secret'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 REVOKE ALL ON FUNCTION jnx._check_webhook_secret(text) FROM PUBLIC;
 
-CREATE FUNCTION jnx.set_webhook_secrets(VARIADIC secrets text[]) RETURNS void
+CREATE OR REPLACE FUNCTION jnx.set_webhook_secrets(VARIADIC secrets text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n int := coalesce(cardinality(secrets), 0);

@@ -1,3 +1,173 @@
+-- jnx_auth install script, assembled from extension/schema/*.sql at build time.
+\echo Use "CREATE EXTENSION jnx_auth" to load this file. \quit
+-- Configuration: accepted webhook secrets and the system event log.
+
+-- Readable and writable by the extension owner only (no grants, row-level
+-- security on with no policy). Backends cache the decoded keys; the statement
+-- trigger below tells every backend to drop that cache when the table changes.
+CREATE TABLE jnx.webhook_secrets (
+    position   int PRIMARY KEY CHECK (position BETWEEN 1 AND 16),
+    secret     text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE jnx.webhook_secrets IS
+    'Accepted Svix signing secrets (several during rotation). Owner only; set with jnx.set_webhook_secrets().';
+REVOKE ALL ON jnx.webhook_secrets FROM PUBLIC;
+ALTER TABLE jnx.webhook_secrets ENABLE ROW LEVEL SECURITY;
+
+CREATE FUNCTION jnx._config_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'jnx_config_changed' LANGUAGE C;
+REVOKE ALL ON FUNCTION jnx._config_changed() FROM PUBLIC;
+
+CREATE TRIGGER config_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON jnx.webhook_secrets
+    FOR EACH STATEMENT EXECUTE FUNCTION jnx._config_changed();
+
+-- Configuration changes, dead letters, key rotation: what an operator looks at.
+CREATE TABLE jnx.system_events (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind       text NOT NULL,
+    severity   text NOT NULL DEFAULT 'info' CHECK (severity IN ('info', 'warning', 'error')),
+    details    jsonb NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX system_events_created_at_idx ON jnx.system_events (created_at);
+REVOKE ALL ON jnx.system_events FROM PUBLIC;
+ALTER TABLE jnx.system_events ENABLE ROW LEVEL SECURITY;
+-- Synced data: users, webhook deliveries, audit trail.
+
+CREATE TABLE jnx.users (
+    id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    clerk_user_id    text NOT NULL UNIQUE,
+    email            text,
+    first_name       text,
+    last_name        text,
+    username         text,
+    image_url        text,
+    role             text NOT NULL DEFAULT 'member' CHECK (role IN ('member', 'admin')),
+    org_id           uuid,  -- the active organization; its foreign key arrives with jnx.orgs
+    public_metadata  jsonb NOT NULL DEFAULT '{}',
+    sync_state       text NOT NULL DEFAULT 'provisional'
+                     CHECK (sync_state IN ('provisional', 'synced')),
+    clerk_created_at timestamptz,
+    clerk_updated_at timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    deleted_at       timestamptz
+);
+CREATE INDEX users_org_id_idx ON jnx.users (org_id);
+COMMENT ON TABLE jnx.users IS 'Clerk users, one row per clerk_user_id, filled by webhooks.';
+REVOKE ALL ON jnx.users FROM PUBLIC;
+
+-- One row per Svix message id: the idempotency key, and the raw signed body
+-- kept for replay.
+CREATE TABLE jnx.webhook_events (
+    svix_id        text PRIMARY KEY,
+    type           text,
+    status         text NOT NULL
+                   CHECK (status IN ('processing', 'processed', 'stale', 'ignored', 'dead_letter')),
+    attempts       int NOT NULL DEFAULT 1,
+    error          text,
+    payload        bytea NOT NULL,
+    svix_timestamp timestamptz,
+    received_at    timestamptz NOT NULL DEFAULT now(),
+    processed_at   timestamptz
+);
+CREATE INDEX webhook_events_received_at_idx ON jnx.webhook_events (received_at);
+CREATE INDEX webhook_events_dead_letter_idx ON jnx.webhook_events (received_at)
+    WHERE status = 'dead_letter';
+REVOKE ALL ON jnx.webhook_events FROM PUBLIC;
+ALTER TABLE jnx.webhook_events ENABLE ROW LEVEL SECURITY;
+
+-- Append-only. details names the fields that changed, never their values.
+CREATE TABLE jnx.audit_logs (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    actor       text NOT NULL,
+    action      text NOT NULL,
+    target_type text NOT NULL,
+    target_id   text,
+    org_id      uuid,
+    request_id  text,
+    details     jsonb NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX audit_logs_created_at_idx ON jnx.audit_logs (created_at);
+CREATE INDEX audit_logs_org_id_idx ON jnx.audit_logs (org_id, created_at);
+CREATE INDEX audit_logs_target_idx ON jnx.audit_logs (target_type, target_id);
+REVOKE ALL ON jnx.audit_logs FROM PUBLIC;
+
+CREATE FUNCTION jnx._audit_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'jnx.audit_logs is append-only'
+        USING ERRCODE = 'JX301', DETAIL = format('%s is not allowed on the audit log.', TG_OP);
+END
+$$;
+REVOKE ALL ON FUNCTION jnx._audit_append_only() FROM PUBLIC;
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON jnx.audit_logs
+    FOR EACH ROW EXECUTE FUNCTION jnx._audit_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON jnx.audit_logs
+    FOR EACH STATEMENT EXECUTE FUNCTION jnx._audit_append_only();
+
+-- pg_dump skips extension tables unless they are marked as configuration.
+SELECT pg_catalog.pg_extension_config_dump('jnx.webhook_secrets', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.system_events', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.users', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.webhook_events', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.audit_logs', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('jnx.system_events', 'id'), '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('jnx.audit_logs', 'id'), '');
+-- Webhook signatures (Svix / Standard Webhooks, HMAC-SHA256), in C++.
+
+CREATE FUNCTION jnx.webhook_sign(secret text, msg_id text, msg_timestamp bigint, body bytea)
+RETURNS text
+AS 'MODULE_PATHNAME', 'jnx_webhook_sign'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION jnx.webhook_sign(text, text, bigint, bytea) IS
+    'The "v1,<base64>" Svix signature of a message, for tools and tests.';
+
+CREATE FUNCTION jnx.verify_webhook(
+    msg_id text, msg_timestamp text, signature_header text, body bytea,
+    secret text DEFAULT NULL, now timestamptz DEFAULT now())
+RETURNS void
+AS 'MODULE_PATHNAME', 'jnx_verify_webhook'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION jnx.verify_webhook(text, text, text, bytea, text, timestamptz) IS
+    'Raises JX001-JX005 unless the delivery is validly signed; secret NULL = the configured secrets.';
+-- With secret NULL it checks against the configured secrets: not for everyone.
+REVOKE ALL ON FUNCTION jnx.verify_webhook(text, text, text, bytea, text, timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION jnx._check_webhook_secret(secret text) RETURNS void
+AS 'MODULE_PATHNAME', 'jnx_check_webhook_secret'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION jnx._check_webhook_secret(text) FROM PUBLIC;
+
+CREATE FUNCTION jnx.set_webhook_secrets(VARIADIC secrets text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n int := coalesce(cardinality(secrets), 0);
+BEGIN
+    IF n = 0 OR n > 16 THEN
+        RAISE EXCEPTION 'webhook secret is invalid'
+            USING ERRCODE = 'JX005', DETAIL = 'Give between 1 and 16 secrets.';
+    END IF;
+    FOR i IN 1 .. n LOOP
+        IF secrets[i] IS NULL THEN
+            RAISE EXCEPTION 'webhook secret is invalid'
+                USING ERRCODE = 'JX005', DETAIL = format('Secret %s is NULL.', i);
+        END IF;
+        PERFORM jnx._check_webhook_secret(secrets[i]);
+    END LOOP;
+    DELETE FROM jnx.webhook_secrets;
+    INSERT INTO jnx.webhook_secrets (position, secret)
+        SELECT ord, s FROM unnest(secrets) WITH ORDINALITY AS t(s, ord);
+    INSERT INTO jnx.system_events (kind, severity, details)
+        VALUES ('config.webhook_secrets', 'info', jsonb_build_object('count', n));
+END
+$$;
+COMMENT ON FUNCTION jnx.set_webhook_secrets(text[]) IS
+    'Replaces the accepted webhook secrets (pass old and new during rotation). Owner only.';
+REVOKE ALL ON FUNCTION jnx.set_webhook_secrets(text[]) FROM PUBLIC;
 -- Applying Clerk events: upserts, the audit trigger, and the ingest entry point.
 
 -- Clerk sends every *_at as Unix milliseconds. Anything else (missing, not a
@@ -191,3 +361,7 @@ $$;
 COMMENT ON FUNCTION jnx.ingest_clerk_webhook(text, text, text, bytea) IS
     'Verifies a Clerk (Svix) delivery and applies it in this transaction, exactly once per svix-id.';
 REVOKE ALL ON FUNCTION jnx.ingest_clerk_webhook(text, text, text, bytea) FROM PUBLIC;
+-- Privileges. Every table and function above revoked PUBLIC access where it
+-- was created; the schema itself is usable by all, so that pure functions
+-- (jnx.webhook_sign) work for anyone and each object's own grant decides.
+GRANT USAGE ON SCHEMA jnx TO PUBLIC;

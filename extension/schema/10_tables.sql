@@ -1,0 +1,143 @@
+-- Tables, indexes and table privileges: install only. An upgrade script makes
+-- the same changes by ALTER, so columns are only ever appended and every
+-- constraint and index is named (test/upgrade checks both give one schema).
+
+-- Accepted Svix signing secrets. Readable and writable by the extension owner
+-- only (no grants, row-level security on with no policy). Backends cache the
+-- decoded keys; the config_changed trigger drops that cache on every change.
+CREATE TABLE jnx.webhook_secrets (
+    position   int PRIMARY KEY CHECK (position BETWEEN 1 AND 16),
+    secret     text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE jnx.webhook_secrets IS
+    'Accepted Svix signing secrets (several during rotation). Owner only; set with jnx.set_webhook_secrets().';
+REVOKE ALL ON jnx.webhook_secrets FROM PUBLIC;
+ALTER TABLE jnx.webhook_secrets ENABLE ROW LEVEL SECURITY;
+
+-- Configuration changes, dead letters, replays: what an operator looks at.
+CREATE TABLE jnx.system_events (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind       text NOT NULL,
+    severity   text NOT NULL DEFAULT 'info' CHECK (severity IN ('info', 'warning', 'error')),
+    details    jsonb NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX system_events_created_at_idx ON jnx.system_events (created_at);
+REVOKE ALL ON jnx.system_events FROM PUBLIC;
+ALTER TABLE jnx.system_events ENABLE ROW LEVEL SECURITY;
+
+-- Clerk organizations. A row may be provisional (created from a membership
+-- that arrived first); deletion is a tombstone (deleted_at, fields cleared).
+CREATE TABLE jnx.orgs (
+    id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    clerk_org_id     text NOT NULL UNIQUE,
+    name             text,
+    slug             text,
+    image_url        text,
+    created_by       text,  -- a Clerk user id
+    public_metadata  jsonb NOT NULL DEFAULT '{}',
+    sync_state       text NOT NULL DEFAULT 'provisional'
+                     CHECK (sync_state IN ('provisional', 'synced')),
+    clerk_created_at timestamptz,
+    clerk_updated_at timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    deleted_at       timestamptz
+);
+COMMENT ON TABLE jnx.orgs IS 'Clerk organizations, one row per clerk_org_id.';
+REVOKE ALL ON jnx.orgs FROM PUBLIC;
+
+CREATE TABLE jnx.users (
+    id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    clerk_user_id    text NOT NULL UNIQUE,
+    email            text,
+    first_name       text,
+    last_name        text,
+    username         text,
+    image_url        text,
+    role             text NOT NULL DEFAULT 'member' CHECK (role IN ('member', 'admin')),
+    -- The active organization: deleting an org never deletes its users.
+    org_id           uuid CONSTRAINT users_org_id_fkey REFERENCES jnx.orgs (id) ON DELETE SET NULL,
+    public_metadata  jsonb NOT NULL DEFAULT '{}',
+    sync_state       text NOT NULL DEFAULT 'provisional'
+                     CHECK (sync_state IN ('provisional', 'synced')),
+    clerk_created_at timestamptz,
+    clerk_updated_at timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    deleted_at       timestamptz
+);
+CREATE INDEX users_org_id_idx ON jnx.users (org_id);
+COMMENT ON TABLE jnx.users IS 'Clerk users, one row per clerk_user_id.';
+REVOKE ALL ON jnx.users FROM PUBLIC;
+
+CREATE TABLE jnx.memberships (
+    id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    clerk_membership_id text NOT NULL UNIQUE,
+    user_id             uuid NOT NULL
+                        CONSTRAINT memberships_user_id_fkey REFERENCES jnx.users (id) ON DELETE CASCADE,
+    org_id              uuid NOT NULL
+                        CONSTRAINT memberships_org_id_fkey REFERENCES jnx.orgs (id) ON DELETE CASCADE,
+    role                text NOT NULL,  -- as Clerk sends it: org:admin, org:member, admin, basic_member, org:<custom>
+    permissions         text[] NOT NULL DEFAULT '{}',
+    public_metadata     jsonb NOT NULL DEFAULT '{}',
+    clerk_created_at    timestamptz,
+    clerk_updated_at    timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    deleted_at          timestamptz
+);
+CREATE INDEX memberships_user_id_idx ON jnx.memberships (user_id);
+CREATE INDEX memberships_org_id_idx ON jnx.memberships (org_id);
+COMMENT ON TABLE jnx.memberships IS 'Clerk organization memberships, one row per clerk_membership_id.';
+REVOKE ALL ON jnx.memberships FROM PUBLIC;
+
+-- One row per Svix message id: the idempotency key, and the raw signed body
+-- kept for replay.
+CREATE TABLE jnx.webhook_events (
+    svix_id        text PRIMARY KEY,
+    type           text,
+    status         text NOT NULL
+                   CHECK (status IN ('processing', 'processed', 'stale', 'ignored', 'dead_letter')),
+    attempts       int NOT NULL DEFAULT 1,
+    error          text,
+    payload        bytea NOT NULL,
+    svix_timestamp timestamptz,
+    received_at    timestamptz NOT NULL DEFAULT now(),
+    processed_at   timestamptz
+);
+CREATE INDEX webhook_events_received_at_idx ON jnx.webhook_events (received_at);
+CREATE INDEX webhook_events_dead_letter_idx ON jnx.webhook_events (received_at)
+    WHERE status = 'dead_letter';
+REVOKE ALL ON jnx.webhook_events FROM PUBLIC;
+ALTER TABLE jnx.webhook_events ENABLE ROW LEVEL SECURITY;
+
+-- Append-only (see the append_only triggers). details names the fields that
+-- changed, never their values.
+CREATE TABLE jnx.audit_logs (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    actor       text NOT NULL,
+    action      text NOT NULL,
+    target_type text NOT NULL,
+    target_id   text,
+    org_id      uuid,
+    request_id  text,
+    details     jsonb NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX audit_logs_created_at_idx ON jnx.audit_logs (created_at);
+CREATE INDEX audit_logs_org_id_idx ON jnx.audit_logs (org_id, created_at);
+CREATE INDEX audit_logs_target_idx ON jnx.audit_logs (target_type, target_id);
+REVOKE ALL ON jnx.audit_logs FROM PUBLIC;
+
+-- pg_dump skips extension tables unless they are marked as configuration.
+SELECT pg_catalog.pg_extension_config_dump('jnx.webhook_secrets', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.system_events', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.users', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.webhook_events', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.audit_logs', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.orgs', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.memberships', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('jnx.system_events', 'id'), '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('jnx.audit_logs', 'id'), '');

@@ -1,0 +1,140 @@
+-- Verifying and applying deliveries: jnx.ingest_clerk_webhook, jnx.replay_webhook.
+
+-- Applies one verified payload in the caller's transaction. Data that can
+-- never be applied (class 22, class 23, JX310) is caught here and reported as
+-- outcome 'dead_letter'; anything else (serialization failure, deadlock,
+-- shutdown) propagates, so the whole delivery rolls back and can be retried.
+CREATE OR REPLACE FUNCTION jnx._apply_event(
+    msg_id text, body bytea,
+    OUT outcome text, OUT event_type text, OUT failure text, OUT failure_state text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    event jsonb;
+    data jsonb;
+    object_id text;
+    happened timestamptz;
+    applied boolean;
+    message text;
+BEGIN
+    PERFORM set_config('jnx.audit_actor', 'clerk:webhook', true);
+    PERFORM set_config('jnx.request_id', msg_id, true);
+    BEGIN
+        event := convert_from(body, 'UTF8')::jsonb;
+        IF jsonb_typeof(event) <> 'object'
+           OR jsonb_typeof(event->'type') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'payload is not a Clerk event' USING ERRCODE = 'JX310';
+        END IF;
+        event_type := event->>'type';
+        data := event->'data';
+        -- When Clerk says the event happened (ms); deletions are stamped with it.
+        happened := coalesce(jnx._ms_to_timestamptz(event->'timestamp'), now());
+
+        IF event_type IN ('user.created', 'user.updated', 'user.deleted',
+                          'organization.created', 'organization.updated', 'organization.deleted',
+                          'organizationMembership.created', 'organizationMembership.updated',
+                          'organizationMembership.deleted') THEN
+            IF jsonb_typeof(data->'id') IS DISTINCT FROM 'string' OR data->>'id' = '' THEN
+                RAISE EXCEPTION 'event data has no id' USING ERRCODE = 'JX310';
+            END IF;
+            object_id := data->>'id';
+        END IF;
+
+        applied := CASE event_type
+            WHEN 'user.created' THEN (jnx.upsert_user(object_id, data)).id IS NOT NULL
+            WHEN 'user.updated' THEN (jnx.upsert_user(object_id, data)).id IS NOT NULL
+            WHEN 'user.deleted' THEN (jnx._delete_user(object_id, happened)).id IS NOT NULL
+            WHEN 'organization.created' THEN (jnx.upsert_organization(object_id, data)).id IS NOT NULL
+            WHEN 'organization.updated' THEN (jnx.upsert_organization(object_id, data)).id IS NOT NULL
+            WHEN 'organization.deleted' THEN (jnx._delete_organization(object_id, happened)).id IS NOT NULL
+            WHEN 'organizationMembership.created' THEN (jnx.upsert_membership(object_id, data)).id IS NOT NULL
+            WHEN 'organizationMembership.updated' THEN (jnx.upsert_membership(object_id, data)).id IS NOT NULL
+            WHEN 'organizationMembership.deleted' THEN (jnx._delete_membership(object_id, data, happened)).id IS NOT NULL
+        END;
+        outcome := CASE WHEN applied IS NULL THEN 'ignored'
+                        WHEN applied THEN 'processed' ELSE 'stale' END;
+    EXCEPTION
+        WHEN data_exception OR integrity_constraint_violation OR SQLSTATE 'JX310' THEN
+            GET STACKED DIAGNOSTICS failure_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+            outcome := 'dead_letter';
+            failure := failure_state || ': ' || message;
+    END;
+END
+$$;
+REVOKE ALL ON FUNCTION jnx._apply_event(text, bytea) FROM PUBLIC;
+
+-- Verifies and applies one Clerk delivery in the caller's transaction.
+-- Returns {"status": processed|duplicate|stale|ignored|dead_letter, "type": ...}.
+CREATE OR REPLACE FUNCTION jnx.ingest_clerk_webhook(
+    svix_id text, svix_timestamp text, svix_signature text, body bytea)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    msg_id CONSTANT text := $1;
+    existing_type text;
+    r record;
+BEGIN
+    -- Raises JX001..JX004 unless the signature is valid: nothing is written.
+    PERFORM jnx.verify_webhook(msg_id, $2, $3, $4);
+
+    -- The idempotency key. A concurrent copy of this delivery waits here for
+    -- the first one to commit, then finds the row and answers duplicate.
+    INSERT INTO jnx.webhook_events (svix_id, status, payload, svix_timestamp)
+        VALUES (msg_id, 'processing', $4, to_timestamp($2::bigint))
+        ON CONFLICT (svix_id) DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT type INTO existing_type FROM jnx.webhook_events WHERE svix_id = msg_id;
+        RETURN jsonb_build_object('status', 'duplicate', 'type', existing_type);
+    END IF;
+
+    r := jnx._apply_event(msg_id, $4);
+    UPDATE jnx.webhook_events
+       SET type = r.event_type, status = r.outcome, error = r.failure, processed_at = now()
+     WHERE svix_id = msg_id;
+    IF r.outcome = 'dead_letter' THEN
+        INSERT INTO jnx.system_events (kind, severity, details)
+            VALUES ('webhook.dead_letter', 'error',
+                    jsonb_build_object('svix_id', msg_id, 'type', r.event_type,
+                                       'sqlstate', r.failure_state));
+    END IF;
+    RETURN jsonb_build_object('status', r.outcome, 'type', r.event_type);
+END
+$$;
+COMMENT ON FUNCTION jnx.ingest_clerk_webhook(text, text, text, bytea) IS
+    'Verifies a Clerk (Svix) delivery and applies it in this transaction, exactly once per svix-id.';
+REVOKE ALL ON FUNCTION jnx.ingest_clerk_webhook(text, text, text, bytea) FROM PUBLIC;
+
+-- Re-applies a dead letter from its stored payload (verified when it was
+-- received), after the cause was fixed. Returns the new outcome.
+CREATE OR REPLACE FUNCTION jnx.replay_webhook(svix_id text) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    msg_id CONSTANT text := $1;
+    ev jnx.webhook_events;
+    r record;
+BEGIN
+    SELECT * INTO ev FROM jnx.webhook_events WHERE svix_id = msg_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no webhook delivery with this svix-id' USING ERRCODE = 'JX320';
+    END IF;
+    IF ev.status <> 'dead_letter' THEN
+        RAISE EXCEPTION 'only dead letters can be replayed'
+            USING ERRCODE = 'JX321', DETAIL = format('The delivery is %s.', ev.status);
+    END IF;
+    r := jnx._apply_event(msg_id, ev.payload);
+    UPDATE jnx.webhook_events
+       SET type = r.event_type, status = r.outcome, error = r.failure,
+           attempts = attempts + 1, processed_at = now()
+     WHERE svix_id = msg_id;
+    INSERT INTO jnx.system_events (kind, severity, details)
+        VALUES ('webhook.replayed', CASE WHEN r.outcome = 'dead_letter' THEN 'error' ELSE 'info' END,
+                jsonb_build_object('svix_id', msg_id, 'type', r.event_type, 'status', r.outcome,
+                                   'attempts', ev.attempts + 1, 'by', current_user));
+    RETURN jsonb_build_object('status', r.outcome, 'type', r.event_type,
+                              'attempts', ev.attempts + 1);
+END
+$$;
+COMMENT ON FUNCTION jnx.replay_webhook(text) IS
+    'Re-applies a dead-lettered delivery from its stored payload; owner only.';
+REVOKE ALL ON FUNCTION jnx.replay_webhook(text) FROM PUBLIC;

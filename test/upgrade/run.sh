@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# For every released version kept in extension/released: install it, load data
+# through its own API, ALTER EXTENSION UPDATE, then check that the schema is
+# exactly a fresh install's (test/upgrade/fingerprint.sql) and that the old
+# data is intact and usable by the new functions. Needs PGHOST/PGPORT/PGUSER.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CURRENT=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$ROOT/extension/jnx_auth.control")
+passed=0
+failed=0
+n=0
+
+check() {  # check "description" command...
+  n=$((n + 1))
+  if "${@:2}"; then echo "ok $n - $1"; passed=$((passed + 1)); else echo "not ok $n - $1"; failed=$((failed + 1)); fi
+}
+q() { psql -X -q -tA -v ON_ERROR_STOP=1 -d "$@"; }
+equals() { [[ "$1" == "$2" ]] || { echo "#   got:  $1" >&2; echo "#   want: $2" >&2; return 1; }; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+q postgres -c "DROP DATABASE IF EXISTS jnx_upgrade_fresh" -c "CREATE DATABASE jnx_upgrade_fresh"
+q jnx_upgrade_fresh -c "CREATE EXTENSION jnx_auth"
+q jnx_upgrade_fresh -f "$ROOT/test/upgrade/fingerprint.sql" >"$work/fresh"
+
+for released in "$ROOT"/extension/released/jnx_auth--*.sql; do
+  version=$(basename "$released" .sql)
+  version=${version#jnx_auth--}
+  db=jnx_upgrade_${version//./_}
+  q postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+  q "$db" -c "CREATE EXTENSION jnx_auth VERSION '$version'"
+  # Data through the old version's own API: a signed user.created.
+  q "$db" >/dev/null <<'SQL'
+SELECT jnx.set_webhook_secrets('whsec_' || encode('upgrade test key, 32 bytes long!', 'base64'));
+WITH d AS (SELECT convert_to('{"type":"user.created","object":"event","timestamp":1700000000000,"data":{"id":"user_old","first_name":"Olde","primary_email_address_id":"idn_1","email_addresses":[{"id":"idn_1","email_address":"olde@example.com"}],"updated_at":1700000000000}}', 'UTF8') AS body,
+              extract(epoch FROM now())::bigint AS ts,
+              (SELECT secret FROM jnx.webhook_secrets LIMIT 1) AS s)
+SELECT jnx.ingest_clerk_webhook('msg_old_1', ts::text, jnx.webhook_sign(s, 'msg_old_1', ts, body), body) FROM d;
+SQL
+  audit_before=$(q "$db" -c "SELECT count(*) FROM jnx.audit_logs")
+  q "$db" -c "SET client_min_messages = warning" -c "ALTER EXTENSION jnx_auth UPDATE"
+  q "$db" -f "$ROOT/test/upgrade/fingerprint.sql" >"$work/upgraded"
+
+  check "$version -> $CURRENT: extension version" \
+    equals "$(q "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'jnx_auth'")" "$CURRENT"
+  check "$version -> $CURRENT: schema equals a fresh install" diff -u "$work/fresh" "$work/upgraded"
+  check "$version -> $CURRENT: user kept" \
+    equals "$(q "$db" -c "SELECT email || ' ' || sync_state FROM jnx.users WHERE clerk_user_id = 'user_old'")" "olde@example.com synced"
+  check "$version -> $CURRENT: audit trail kept" \
+    equals "$(q "$db" -c "SELECT count(*) FROM jnx.audit_logs")" "$audit_before"
+  check "$version -> $CURRENT: secrets kept" \
+    equals "$(q "$db" -c "SELECT count(*) FROM jnx.webhook_secrets")" "1"
+  check "$version -> $CURRENT: a duplicate of an old delivery is still a duplicate" \
+    equals "$(q "$db" -c "SELECT status FROM jnx.webhook_events WHERE svix_id = 'msg_old_1'")" "processed"
+  # The new version's events apply to the old rows.
+  out=$(q "$db" <<'SQL'
+WITH d AS (SELECT convert_to('{"type":"organizationMembership.created","object":"event","data":{"id":"orgmem_1","object":"organization_membership","role":"org:admin","created_at":1700000001000,"updated_at":1700000001000,"organization":{"id":"org_new","name":"New Org","slug":"new-org"},"public_user_data":{"user_id":"user_old","first_name":"Olde"}}}', 'UTF8') AS body,
+              extract(epoch FROM now())::bigint AS ts,
+              (SELECT secret FROM jnx.webhook_secrets LIMIT 1) AS s)
+SELECT jnx.ingest_clerk_webhook('msg_new_1', ts::text, jnx.webhook_sign(s, 'msg_new_1', ts, body), body)->>'status' FROM d;
+SELECT o.clerk_org_id FROM jnx.users u JOIN jnx.orgs o ON o.id = u.org_id WHERE u.clerk_user_id = 'user_old';
+SQL
+)
+  check "$version -> $CURRENT: new events apply to migrated rows" equals "$(echo $out)" "processed org_new"
+  q postgres -c "DROP DATABASE $db"
+done
+q postgres -c "DROP DATABASE jnx_upgrade_fresh"
+echo "upgrade: $passed passed, $failed failed"
+((failed == 0))
