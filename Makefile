@@ -123,6 +123,10 @@ stop:
 psql:
 	@bash test/env/cluster.sh psql
 
+# Drop and recreate the dev database with the installed extension (data lost).
+reset: install
+	@bash test/env/cluster.sh reset
+
 sample-webhook:
 	@bash test/env/cluster.sh sample-webhook
 
@@ -151,4 +155,4 @@ clean: clean-local
 clean-local:
 	rm -rf $(BUILD) shim/jnx-shim results regression.diffs regression.out
 
-.PHONY: unit fuzz bench deps run stop psql sample-webhook resend-webhook test format format-check lint clean-local
+.PHONY: unit fuzz bench deps run stop psql reset sample-webhook resend-webhook test format format-check lint clean-local

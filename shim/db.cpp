@@ -4,6 +4,8 @@
 #include <random>
 #include <thread>
 
+#include "log.h"
+
 namespace jnx::shim {
 
 bool IsTransientSqlstate(const std::string &s) {
@@ -15,6 +17,20 @@ bool IsTransientSqlstate(const std::string &s) {
          || s == "57P02"        // crash_shutdown
          || s == "57P03";       // cannot_connect_now (starting up)
 }
+
+namespace {
+
+// libpq prints server notices (such as "terminating connection due to
+// immediate shutdown") raw on stderr; log them as JSON instead, with their
+// severity and SQLSTATE only: a notice's text may quote data.
+void LogNotice(void * /*arg*/, const PGresult *res) {
+  const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  WriteEventLog("warning", std::string("database ") + (severity != nullptr ? severity : "NOTICE") +
+                               " " + (sqlstate != nullptr ? sqlstate : "-----"));
+}
+
+}  // namespace
 
 Pool::Pool(const Config &config)
     : conninfo_(config.database_url),
@@ -67,7 +83,9 @@ bool Pool::Connect(Slot *slot) {
   const char *keys[] = {"application_name", "connect_timeout", "dbname", nullptr};
   const char *values[] = {"jnx-shim", "3", conninfo_.c_str(), nullptr};
   slot->conn = PQconnectdbParams(keys, values, 1);
-  return slot->conn != nullptr && PQstatus(slot->conn) == CONNECTION_OK;
+  if (slot->conn == nullptr || PQstatus(slot->conn) != CONNECTION_OK) return false;
+  PQsetNoticeReceiver(slot->conn, LogNotice, nullptr);
+  return true;
 }
 
 DbResult Pool::Attempt(Slot *slot, const char *name, const char *sql,

@@ -28,11 +28,14 @@ SELECT m.clerk_membership_id, o.clerk_org_id, m.deleted_at IS NOT NULL AS ended
 SELECT u.clerk_user_id, u.deleted_at IS NULL AS user_kept, o.clerk_org_id AS active_org
   FROM jnx.users u LEFT JOIN jnx.orgs o ON o.id = u.org_id
  WHERE u.clerk_user_id IN ('user_m1', 'user_m2') ORDER BY 1;
--- A late update or membership for the deleted org changes nothing.
+-- A late update for the deleted org changes nothing; a late membership is kept,
+-- but ended at the org's deletion, as if it had arrived in time.
 SELECT regress.deliver('msg_org_a_late', regress.org_event('organization.updated', 'org_a', 'Zombie', 1700000010000));
 SELECT regress.deliver('msg_mem_3a', regress.membership_event('organizationMembership.created', 'orgmem_3a', 'org_a', 'user_m2', 'org:member', 1700000010000));
-SELECT count(*) AS memberships_of_deleted_org FROM jnx.memberships m JOIN jnx.orgs o ON o.id = m.org_id
+SELECT count(*) AS live_memberships_of_deleted_org FROM jnx.memberships m JOIN jnx.orgs o ON o.id = m.org_id
  WHERE o.clerk_org_id = 'org_a' AND m.deleted_at IS NULL;
+SELECT m.deleted_at = o.deleted_at AS ended_with_org FROM jnx.memberships m JOIN jnx.orgs o ON o.id = m.org_id
+ WHERE m.clerk_membership_id = 'orgmem_3a';
 
 -- A hard DELETE by a DBA never deletes users either: users.org_id is ON DELETE SET NULL.
 BEGIN;

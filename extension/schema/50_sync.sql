@@ -1,7 +1,9 @@
 -- Applying Clerk objects. Rules (docs/ARCHITECTURE.md explains why):
 --  * every writer of a row goes through INSERT ... ON CONFLICT on its Clerk id;
 --  * an update older (Clerk updated_at) than the stored row changes nothing;
---  * a deleted row is a tombstone: fields cleared, never updated again;
+--  * a deleted user or org is a tombstone: fields cleared, never updated again;
+--  * a membership is always kept; its deleted_at is the earliest of its own
+--    deletion and its user's and org's, and newer field data still applies;
 --  * a membership that arrives first creates provisional user and org rows;
 --  * locks are taken in one order: org, then user, then membership.
 
@@ -146,8 +148,8 @@ BEGIN
     WHERE u.deleted_at IS NULL
     RETURNING * INTO result;
     IF result.id IS NOT NULL THEN
-        UPDATE jnx.memberships SET deleted_at = deleted, updated_at = now()
-         WHERE user_id = result.id AND deleted_at IS NULL;
+        UPDATE jnx.memberships SET deleted_at = least(deleted_at, deleted), updated_at = now()
+         WHERE user_id = result.id AND deleted_at IS DISTINCT FROM least(deleted_at, deleted);
     END IF;
     RETURN result;
 END
@@ -234,8 +236,8 @@ BEGIN
     LOOP
         NULL;
     END LOOP;
-    UPDATE jnx.memberships SET deleted_at = deleted, updated_at = now()
-     WHERE org_id = result.id AND deleted_at IS NULL;
+    UPDATE jnx.memberships SET deleted_at = least(deleted_at, deleted), updated_at = now()
+     WHERE org_id = result.id AND deleted_at IS DISTINCT FROM least(deleted_at, deleted);
     FOR member IN
         SELECT u.id FROM jnx.users u
          WHERE u.id IN (SELECT m.user_id FROM jnx.memberships m WHERE m.org_id = result.id)
@@ -275,47 +277,64 @@ END
 $$;
 REVOKE ALL ON FUNCTION jnx._membership_parties(jsonb) FROM PUBLIC;
 
--- Inserts or updates a membership from Clerk's membership object. NULL when
--- nothing was applied: stored row newer or deleted, or its user or org deleted.
+-- Inserts or updates a membership from Clerk's membership object (newer data
+-- wins, also on a membership that has ended). A membership of a deleted user
+-- or org is stored ended, so that every order of events leaves the same rows.
+-- NULL when nothing was applied (the stored row is newer).
 CREATE OR REPLACE FUNCTION jnx.upsert_membership(clerk_membership_id text, data jsonb)
 RETURNS jnx.memberships
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
+BEGIN
+    RETURN jnx._write_membership($1, $2, NULL);
+END
+$$;
+COMMENT ON FUNCTION jnx.upsert_membership(text, jsonb) IS
+    'Inserts or updates a membership from Clerk''s membership object, creating provisional user and org rows when needed.';
+REVOKE ALL ON FUNCTION jnx.upsert_membership(text, jsonb) FROM PUBLIC;
+
+-- The one writer of memberships. ended: when this event itself ends the
+-- membership (organizationMembership.deleted), else NULL.
+CREATE OR REPLACE FUNCTION jnx._write_membership(p_id text, p_data jsonb, ended timestamptz)
+RETURNS jnx.memberships
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    p_id CONSTANT text := $1;
-    p_data CONSTANT jsonb := $2;
     parties record;
+    v_ended timestamptz;
     result jnx.memberships;
 BEGIN
     PERFORM jnx._require_object(p_id, p_data, 'membership');
-    IF jsonb_typeof(p_data->'role') IS DISTINCT FROM 'string' OR p_data->>'role' = '' THEN
+    IF ended IS NULL AND (jsonb_typeof(p_data->'role') IS DISTINCT FROM 'string'
+                          OR p_data->>'role' = '') THEN
         RAISE EXCEPTION 'membership data has no role' USING ERRCODE = 'JX310';
     END IF;
     SELECT * INTO parties FROM jnx._membership_parties(p_data);
-    IF (parties.user_row).deleted_at IS NOT NULL OR (parties.org_row).deleted_at IS NOT NULL THEN
-        RETURN NULL;  -- a membership of a deleted user or org stays gone
-    END IF;
+    v_ended := least(ended, (parties.user_row).deleted_at, (parties.org_row).deleted_at);
+
     INSERT INTO jnx.memberships AS m
         (clerk_membership_id, user_id, org_id, role, permissions, public_metadata,
-         clerk_created_at, clerk_updated_at)
+         clerk_created_at, clerk_updated_at, deleted_at)
     VALUES
-        (p_id, (parties.user_row).id, (parties.org_row).id, p_data->>'role',
+        (p_id, (parties.user_row).id, (parties.org_row).id, coalesce(p_data->>'role', ''),
          CASE WHEN jsonb_typeof(p_data->'permissions') = 'array'
               THEN ARRAY(SELECT jsonb_array_elements_text(p_data->'permissions'))
               ELSE '{}'::text[] END,
          jnx._json_object_or_empty(p_data->'public_metadata'),
          jnx._ms_to_timestamptz(p_data->'created_at'),
-         jnx._ms_to_timestamptz(p_data->'updated_at'))
+         jnx._ms_to_timestamptz(p_data->'updated_at'), v_ended)
     ON CONFLICT (clerk_membership_id) DO UPDATE SET
-        role = EXCLUDED.role,
-        permissions = EXCLUDED.permissions,
-        public_metadata = EXCLUDED.public_metadata,
-        clerk_created_at = coalesce(EXCLUDED.clerk_created_at, m.clerk_created_at),
-        clerk_updated_at = coalesce(EXCLUDED.clerk_updated_at, m.clerk_updated_at),
+        -- Fields follow the newest data (stored newer: kept); the end only
+        -- ever moves earlier.
+        role = CASE WHEN (m.clerk_updated_at > EXCLUDED.clerk_updated_at) IS TRUE THEN m.role ELSE EXCLUDED.role END,
+        permissions = CASE WHEN (m.clerk_updated_at > EXCLUDED.clerk_updated_at) IS TRUE THEN m.permissions ELSE EXCLUDED.permissions END,
+        public_metadata = CASE WHEN (m.clerk_updated_at > EXCLUDED.clerk_updated_at) IS TRUE THEN m.public_metadata
+                               ELSE EXCLUDED.public_metadata END,
+        clerk_created_at = coalesce(m.clerk_created_at, EXCLUDED.clerk_created_at),
+        clerk_updated_at = greatest(m.clerk_updated_at, EXCLUDED.clerk_updated_at),
+        deleted_at = least(m.deleted_at, EXCLUDED.deleted_at),
         updated_at = now()
-    WHERE m.deleted_at IS NULL
-      AND (m.clerk_updated_at IS NULL OR EXCLUDED.clerk_updated_at IS NULL
-           OR m.clerk_updated_at <= EXCLUDED.clerk_updated_at)
+    WHERE NOT (m.clerk_updated_at > EXCLUDED.clerk_updated_at) IS TRUE
+       OR m.deleted_at IS DISTINCT FROM least(m.deleted_at, EXCLUDED.deleted_at)
     RETURNING * INTO result;
     IF result.id IS NOT NULL THEN
         PERFORM jnx._refresh_active_org((parties.user_row).id);
@@ -323,48 +342,14 @@ BEGIN
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION jnx.upsert_membership(text, jsonb) IS
-    'Inserts or updates a membership from Clerk''s membership object, creating provisional user and org rows when needed.';
-REVOKE ALL ON FUNCTION jnx.upsert_membership(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jnx._write_membership(text, jsonb, timestamptz) FROM PUBLIC;
 
--- organizationMembership.deleted (which carries the whole membership): a
--- tombstone, inserted if the membership never arrived. NULL when already gone.
+-- organizationMembership.deleted (which carries the whole membership): ends
+-- it, inserting it ended if it never arrived.
 CREATE OR REPLACE FUNCTION jnx._delete_membership(p_clerk_membership_id text, data jsonb,
                                                   deleted timestamptz)
-RETURNS jnx.memberships LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    parties record;
-    result jnx.memberships;
-BEGIN
-    PERFORM jnx._require_object(p_clerk_membership_id, data, 'membership');
-    SELECT * INTO parties FROM jnx._membership_parties(data);
-    INSERT INTO jnx.memberships AS m
-        (clerk_membership_id, user_id, org_id, role, permissions, public_metadata,
-         clerk_created_at, clerk_updated_at, deleted_at)
-    VALUES
-        (p_clerk_membership_id, (parties.user_row).id, (parties.org_row).id,
-         coalesce(data->>'role', ''),
-         CASE WHEN jsonb_typeof(data->'permissions') = 'array'
-              THEN ARRAY(SELECT jsonb_array_elements_text(data->'permissions'))
-              ELSE '{}'::text[] END,
-         jnx._json_object_or_empty(data->'public_metadata'),
-         jnx._ms_to_timestamptz(data->'created_at'),
-         jnx._ms_to_timestamptz(data->'updated_at'), deleted)
-    ON CONFLICT (clerk_membership_id) DO UPDATE SET
-        role = EXCLUDED.role,
-        permissions = EXCLUDED.permissions,
-        public_metadata = EXCLUDED.public_metadata,
-        clerk_created_at = coalesce(EXCLUDED.clerk_created_at, m.clerk_created_at),
-        clerk_updated_at = coalesce(EXCLUDED.clerk_updated_at, m.clerk_updated_at),
-        deleted_at = EXCLUDED.deleted_at,
-        updated_at = now()
-    WHERE m.deleted_at IS NULL
-    RETURNING * INTO result;
-    IF result.id IS NOT NULL THEN
-        PERFORM jnx._refresh_active_org((parties.user_row).id);
-    END IF;
-    RETURN result;
-END
+RETURNS jnx.memberships LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jnx._write_membership(p_clerk_membership_id, data, deleted)
 $$;
 REVOKE ALL ON FUNCTION jnx._delete_membership(text, jsonb, timestamptz) FROM PUBLIC;
 

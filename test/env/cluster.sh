@@ -6,6 +6,7 @@
 #   cluster.sh start           the same without the shim
 #   cluster.sh stop            stop the shim and the cluster
 #   cluster.sh psql [args]     psql on the cluster's database
+#   cluster.sh reset           drop and recreate the database (loses its data)
 #   cluster.sh env             print the shell variables of this instance
 #   cluster.sh sample-webhook  sign and send a sample user.created to the shim
 #   cluster.sh resend-webhook  send that same delivery again (as a Svix retry)
@@ -151,11 +152,21 @@ MSG
     ;;
   shim) start_shim ;;
   # For fault tests: stop or start only the database, leaving the shim up.
-  db-stop) as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null ;;
+  db-stop) as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m "${2:-fast}" -w stop >/dev/null ;;
   db-start) as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGLOG" -w -t 60 start >/dev/null ;;
   stop-shim) stop_shim ;;
   stop) stop_cluster ;;
   psql) shift; psql_db "$@" ;;
+  reset)
+    # Drops and recreates this instance's database: all its data is lost. For
+    # development, when the extension changed without a new version number
+    # (ALTER EXTENSION UPDATE does nothing then).
+    stop_shim
+    psql_db -d postgres -c "DROP DATABASE IF EXISTS $DB (FORCE)"
+    start_cluster
+    start_shim
+    echo "database $DB recreated with the installed jnx_auth; shim restarted"
+    ;;
   env) print_env ;;
   sample-webhook | resend-webhook)
     arg=$ROOT/test/fixtures/user_created.json
@@ -163,5 +174,5 @@ MSG
     JNX_SECRET_FILE=$SECRET_FILE JNX_LISTEN=$LISTEN JNX_BASE=$BASE \
       python3 "$ROOT/test/fixtures/send_webhook.py" "$arg"
     ;;
-  *) sed -n '2,17p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+  *) sed -n '2,18p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
 esac

@@ -316,6 +316,179 @@ def database_down_is_503_with_retry_after_then_applies_once():
     expect(n == "1", n)
 
 
+def clerk_scenario(tag):
+    """Distinct Clerk deliveries for 3 orgs, 6 users and their memberships: creations,
+    updates, deletions, each with its own svix id and event time."""
+    def env(kind, data, ms):
+        return {"type": kind, "object": "event", "timestamp": ms, "data": data}
+    events = []
+    base = 1764150000000
+    orgs = [f"org_{tag}_{i}" for i in range(3)]
+    users = [f"user_{tag}_{i}" for i in range(6)]
+    for i, org in enumerate(orgs):
+        for v in range(2):
+            events.append(env("organization.created" if v == 0 else "organization.updated",
+                              {"id": org, "object": "organization", "name": f"Org {i} v{v} ✓",
+                               "slug": f"org-{i}-v{v}", "created_at": base, "updated_at": base + v * 1000,
+                               "public_metadata": {}}, base + v * 1000))
+    for i, user in enumerate(users):
+        for v in range(2):
+            events.append(env("user.created" if v == 0 else "user.updated",
+                              {"id": user, "object": "user", "first_name": f"Ünïcode{i}v{v}",
+                               "last_name": "Test", "primary_email_address_id": "idn_1",
+                               "email_addresses": [{"id": "idn_1", "email_address": f"{user}.v{v}@example.com"}],
+                               "public_metadata": {"role": "admin"} if i == 0 else {},
+                               "created_at": base, "updated_at": base + v * 1000}, base + v * 1000))
+    for i, user in enumerate(users):
+        for j in (i % 3, (i + 1) % 3):
+            mid = f"orgmem_{tag}_{i}_{j}"
+            for v, role in enumerate(("org:member", "org:admin")):
+                events.append(env("organizationMembership.created" if v == 0 else "organizationMembership.updated",
+                                  {"id": mid, "object": "organization_membership", "role": role,
+                                   "created_at": base + i * 10 + j, "updated_at": base + v * 1000,
+                                   "organization": {"id": orgs[j], "name": f"Org {j}"},
+                                   "public_user_data": {"user_id": user, "first_name": "P"}}, base + v * 1000))
+    events.append(env("user.deleted", {"id": users[5], "object": "user", "deleted": True}, base + 5000))
+    events.append(env("organization.deleted", {"id": orgs[2], "object": "organization", "deleted": True}, base + 6000))
+    deliveries = []
+    for n, e in enumerate(events):
+        body = json.dumps(e).encode()
+        deliveries.append((body, svix.headers(SECRET, body, msg_id=f"msg_{tag}_{n}")))
+    return deliveries, users, orgs
+
+
+def state_of(db, tag):
+    """The synced state of one scenario as text, without ids and our own timestamps."""
+    sql = f"""
+      SELECT string_agg(line, E'\n' ORDER BY line) FROM (
+        SELECT 'user ' || ROW(u.clerk_user_id, u.email, u.first_name, u.role, o.clerk_org_id,
+                              u.sync_state, u.clerk_updated_at, u.deleted_at)::text AS line
+          FROM jnx.users u LEFT JOIN jnx.orgs o ON o.id = u.org_id
+         WHERE u.clerk_user_id LIKE 'user_{tag}_%'
+        UNION ALL
+        SELECT 'org ' || ROW(clerk_org_id, name, slug, sync_state, clerk_updated_at, deleted_at)::text
+          FROM jnx.orgs WHERE clerk_org_id LIKE 'org_{tag}_%'
+        UNION ALL
+        SELECT 'membership ' || ROW(m.clerk_membership_id, u.clerk_user_id, o.clerk_org_id, m.role,
+                                    m.clerk_updated_at, m.deleted_at)::text
+          FROM jnx.memberships m JOIN jnx.users u ON u.id = m.user_id JOIN jnx.orgs o ON o.id = m.org_id
+         WHERE m.clerk_membership_id LIKE 'orgmem_{tag}_%') s"""
+    out = subprocess.run(["psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+@test
+def hundred_concurrent_mixed_deliveries_equal_the_serial_result():
+    import random
+    tag = "mix" + RUN
+    deliveries, users, orgs = clerk_scenario(tag)
+    rng = random.Random(RUN)
+    stream = deliveries + [rng.choice(deliveries) for _ in range(100 - len(deliveries))]
+    rng.shuffle(stream)
+    results = concurrently(len(stream), lambda i: deliver(stream[i][0], stream[i][1]))
+    statuses = sorted({r[0] for r in results})
+    expect(statuses == [200], f"statuses {statuses}: {[r for r in results if r[0] != 200][:2]}")
+    outcomes = {}
+    for r in results:
+        s = json.loads(r[2])["status"]
+        outcomes[s] = outcomes.get(s, 0) + 1
+    expect(outcomes.get("duplicate", 0) == len(stream) - len(deliveries), f"outcomes {outcomes}")
+    expect("dead_letter" not in outcomes, f"outcomes {outcomes}")
+    ids = "','".join(h["svix-id"] for _, h in deliveries)
+    n = psql(f"SELECT count(*) FROM jnx.webhook_events WHERE svix_id IN ('{ids}')")
+    expect(n == str(len(deliveries)), f"webhook_events {n} for {len(deliveries)} deliveries")
+    counts = psql(f"SELECT (SELECT count(*) FROM jnx.users WHERE clerk_user_id LIKE 'user_{tag}_%') || ' ' || "
+                  f"(SELECT count(*) FROM jnx.orgs WHERE clerk_org_id LIKE 'org_{tag}_%') || ' ' || "
+                  f"(SELECT count(*) FROM jnx.memberships WHERE clerk_membership_id LIKE 'orgmem_{tag}_%')")
+    expect(counts == f"{len(users)} {len(orgs)} {2 * len(users)}", f"rows users/orgs/memberships: {counts}")
+
+    # The same deliveries, one at a time in their natural order, into a database of their own.
+    serial_db = f"jnx_serial_{RUN}"
+    psql(f"DROP DATABASE IF EXISTS {serial_db}")
+    psql(f"CREATE DATABASE {serial_db}")
+    try:
+        ingest = "SELECT jnx.ingest_clerk_webhook(:'id', :'ts', :'sig', decode(:'body', 'base64'))"
+        setup = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", serial_db, "-c",
+                                "CREATE EXTENSION jnx_auth", "-c",
+                                f"SELECT jnx.set_webhook_secrets('{SECRET}')"], capture_output=True, text=True)
+        expect(setup.returncode == 0, setup.stderr)
+        script = "".join(
+            f"\\set id '{h['svix-id']}'\n\\set ts '{h['svix-timestamp']}'\n\\set sig '{h['svix-signature']}'\n"
+            f"\\set body '{base64.b64encode(b).decode()}'\n{ingest};\n" for b, h in deliveries)
+        run = subprocess.run(["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d", serial_db],
+                             input=script, capture_output=True, text=True)
+        expect(run.returncode == 0, run.stderr[-500:])
+        concurrent_state = state_of(os.environ["PGDATABASE"], tag)
+        serial_state = state_of(serial_db, tag)
+        expect(concurrent_state.count("\n") > 10, "scenario state unexpectedly small")
+        import difflib
+        diff = "\n".join(difflib.unified_diff(serial_state.split("\n"), concurrent_state.split("\n"),
+                                             "serial", "concurrent", lineterm="", n=0))
+        expect(concurrent_state == serial_state, f"concurrent and serial states differ:\n{diff}")
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {serial_db}")
+
+
+@test
+def crash_during_a_stream_then_svix_style_resend_applies_each_event_once():
+    tag = "crash" + RUN
+    total = 240
+    bodies = [user_event(f"user_{tag}_{i}", f"N{i}") for i in range(total)]
+    heads = [svix.headers(SECRET, b, msg_id=f"msg_{tag}_{i}") for i, b in enumerate(bodies)]
+    statuses = [None] * total
+    lock = threading.Lock()
+    next_index = [0]
+    crashed = threading.Event()
+
+    def worker():
+        while True:
+            with lock:
+                i = next_index[0]
+                next_index[0] += 1
+            if i >= total:
+                return
+            try:
+                statuses[i] = deliver(bodies[i], heads[i])[0]
+            except OSError as e:
+                statuses[i] = f"error {e!r}"
+
+    def fault():
+        while next_index[0] < total // 3:
+            time.sleep(0.01)
+        cluster("db-stop", "immediate")   # a crash: no shutdown checkpoint, recovery on start
+        time.sleep(1.5)
+        cluster("db-start")
+        crashed.set()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)] + [threading.Thread(target=fault)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expect(crashed.is_set(), "the database was not stopped")
+    seen = sorted({str(s) for s in statuses})
+    expect(set(seen) <= {"200", "503"}, f"answers other than 200/503: {seen}")
+    failed_first = [i for i, s in enumerate(statuses) if s != 200]
+    expect(failed_first, "the outage produced no 503: the test proved nothing")
+    # Svix resends whatever did not get a 2xx, the same bytes, until it does.
+    pending = list(failed_first)
+    for _ in range(20):
+        pending = [i for i in pending if deliver(bodies[i], heads[i])[0] != 200]
+        if not pending:
+            break
+        time.sleep(0.5)
+    expect(not pending, f"{len(pending)} deliveries never accepted")
+    applied = psql(f"SELECT count(*) FROM jnx.webhook_events WHERE svix_id LIKE 'msg_{tag}_%' "
+                   f"AND status = 'processed'")
+    users = psql(f"SELECT count(*) FROM jnx.users WHERE clerk_user_id LIKE 'user_{tag}_%'")
+    audits = psql(f"SELECT count(*) FROM jnx.audit_logs WHERE target_id LIKE 'user_{tag}_%' "
+                  f"AND action = 'user.create'")
+    expect((applied, users, audits) == (str(total),) * 3,
+           f"processed={applied} users={users} audit creates={audits} for {total} events "
+           f"({len(failed_first)} resent)")
+
+
 @test
 def sigterm_finishes_the_request_in_flight_and_exits_0():
     import signal
