@@ -105,7 +105,11 @@ $(BUILD)/bench_webhook: test/bench/bench_webhook.cpp $(CORE_SRCS) $(wildcard ext
 	@mkdir -p $(BUILD)
 	$(CXX) -std=c++17 -Wall -Wextra -Werror -O2 -Iextension -o $@ $< $(CORE_SRCS) $(OPENSSL_LIBS)
 
-bench: $(BUILD)/bench_webhook
+$(BUILD)/loadgen: test/bench/loadgen.cpp $(CORE_SRCS) $(wildcard extension/core/*.h)
+	@mkdir -p $(BUILD)
+	$(CXX) $(CXX_STD) -Iextension -I$(PQ_INCLUDE) -o $@ $< $(CORE_SRCS) $(HTTPLIB_FLAGS) -lpq -lpthread $(OPENSSL_LIBS)
+
+bench: $(BUILD)/bench_webhook $(BUILD)/loadgen all
 	bash test/bench/run.sh
 
 # --- development environment -----------------------------------------------------

@@ -4,7 +4,10 @@
 #   1. core Svix verify vs OpenSSL HMAC-SHA256 on the same 2.6 KB input
 #      (in-process, alternating rounds), and vs `openssl speed -hmac sha256`;
 #   2. jnx.verify_webhook through SQL vs `SELECT 1`, both with pgbench
-#      (prepared, 2 clients), alternating rounds on a private "bench" cluster.
+#      (prepared, 2 clients), alternating rounds on a private "bench" cluster;
+#   3. webhooks end to end: test/bench/loadgen (signed user.created deliveries
+#      through jnx-shim, events/s, p50/p99, rows checked) at 16 and 64
+#      clients, against pgbench running the same ingest transaction alone.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -60,4 +63,29 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "  ratio verify_webhook/select1: $median (median; target >= 0.70)"
+
+echo
+echo "== 3. webhook end to end: jnx-shim vs the same transaction in pgbench (${E2E_SECONDS:=10}s each)"
+$CLUSTER shim >/dev/null
+eval "$($CLUSTER env)"
+conninfo="host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER"
+pad=$(printf 'x%.0s' $(seq 1 2150))
+# The reference signs in SQL (one more HMAC than the shim path) and applies the
+# same user.created through jnx.ingest_clerk_webhook, with no HTTP at all.
+cat >"$work/ingest.sql" <<SQL
+\set n random(1, 2000000000)
+SELECT jnx.ingest_clerk_webhook(id, ts::text, jnx.webhook_sign(s, id, ts, b), b) FROM (SELECT 'msg_pgb_' || :client_id || '_' || :n AS id, extract(epoch FROM now())::bigint AS ts, (SELECT secret FROM jnx.webhook_secrets ORDER BY position LIMIT 1) AS s, convert_to('{"type":"user.created","object":"event","timestamp":1764150000000,"data":{"id":"user_pgb_' || :client_id || '_' || :n || '","object":"user","first_name":"Bench","last_name":"Mark","image_url":"https://img.example.com/b.png","primary_email_address_id":"idn_1","email_addresses":[{"id":"idn_1","email_address":"b' || :n || '@example.com"}],"public_metadata":{},"created_at":1764150000000,"updated_at":1764150000000,"unsafe_metadata":{"notes":"$pad"}}}', 'UTF8') AS b) k;
+SQL
+status=0
+for c in 16 64; do
+  tag=lg$(date +%s)c$c
+  out=$(./build/loadgen "$JNX_LISTEN" "$JNX_SECRET_FILE" "$c" "$E2E_SECONDS" 1000000 "$tag" "$conninfo") || status=1
+  echo "$out"
+  shim_eps=$(sed -n 's/.*= *\([0-9]*\) events\/s.*/\1/p' <<<"$out")
+  ref=$(pgbench -n -M prepared -c "$c" -j 2 -T "$E2E_SECONDS" -f "$work/ingest.sql" 2>/dev/null |
+    sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
+  awk -v a="$shim_eps" -v b="$ref" -v c="$c" \
+    'BEGIN { printf "  concurrency %3d: PostgreSQL alone %7.0f tx/s; ratio shim/PostgreSQL %.3f (goal >= 0.80)\n", c, b, a / b }'
+done
 rm -rf "$work"
+exit $status

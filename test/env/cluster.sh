@@ -34,6 +34,7 @@ if [[ ! -x $PGBIN/pg_ctl ]]; then PGBIN=/usr/lib/postgresql/15/bin; fi
 DEFAULT_LISTEN=127.0.0.1:8787
 # Tests get a port of their own per checkout, so two checkouts can test at once.
 [[ $INSTANCE == test ]] && DEFAULT_LISTEN=127.0.0.1:$((18000 + 16#${KEY:0:4} % 1000))
+[[ $INSTANCE == bench ]] && DEFAULT_LISTEN=127.0.0.1:$((19000 + 16#${KEY:0:4} % 1000))
 LISTEN=${JNX_LISTEN:-$DEFAULT_LISTEN}
 
 # From / : the caller's directory (a checkout under /root, say) may be one that
