@@ -145,6 +145,20 @@ DbResult Pool::Attempt(Slot *slot, const char *name, const char *sql,
   return result;
 }
 
+// A connection found broken means the server restarted or the network broke:
+// every idle connection is then most likely broken too. Closing them all lets
+// the next attempts connect afresh instead of each finding another dead one.
+void Pool::CloseIdle() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Slot &slot : slots_) {
+    if (!slot.busy && slot.conn != nullptr) {
+      PQfinish(slot.conn);
+      slot.conn = nullptr;
+      slot.prepared.clear();
+    }
+  }
+}
+
 DbResult Pool::Call(const char *name, const char *sql, const std::vector<Param> &params,
                     const RetryPolicy &policy) {
   thread_local std::minstd_rand rng(std::random_device{}());
@@ -157,13 +171,15 @@ DbResult Pool::Call(const char *name, const char *sql, const std::vector<Param> 
       result.sqlstate = "53300";  // no free connection in time
     } else {
       result = Attempt(slot, name, sql, params);
-      if (result.kind == DbResult::Kind::kUnavailable && slot->conn != nullptr &&
-          PQstatus(slot->conn) != CONNECTION_OK) {
+      const bool broken = result.kind == DbResult::Kind::kUnavailable && slot->conn != nullptr &&
+                          PQstatus(slot->conn) != CONNECTION_OK;
+      if (broken) {
         PQfinish(slot->conn);
         slot->conn = nullptr;
         slot->prepared.clear();
       }
       Release(slot);
+      if (broken) CloseIdle();
     }
     result.attempts = attempt;
     if (result.kind != DbResult::Kind::kUnavailable || attempt == policy.max_attempts) break;

@@ -61,6 +61,7 @@ class Pool {
   void Release(Slot *slot);
   DbResult Attempt(Slot *slot, const char *name, const char *sql, const std::vector<Param> &params);
   bool Connect(Slot *slot);
+  void CloseIdle();
 
   std::string conninfo_;
   std::chrono::milliseconds acquire_timeout_;
