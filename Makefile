@@ -80,9 +80,9 @@ shim/jnx-shim: $(SHIM_SRCS) $(SHIM_HDRS) extension/$(EXTENSION_NAME).control
 
 # --- unit tests (GoogleTest, core only) ----------------------------------------
 UNIT_SRCS = $(wildcard test/unit/*.cpp)
-$(BUILD)/jnx-unit: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard extension/core/*.h)
+$(BUILD)/jnx-unit: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard extension/core/*.h test/tools/*.h)
 	@mkdir -p $(BUILD)
-	$(CXX) $(CXX_STD) -Iextension -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -lpthread $(OPENSSL_LIBS)
+	$(CXX) $(CXX_STD) -Iextension -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -lpthread -ljansson $(OPENSSL_LIBS)
 
 unit: $(BUILD)/jnx-unit
 	$(BUILD)/jnx-unit
@@ -93,9 +93,9 @@ FUZZ_FLAGS = -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize
 FUZZ_TARGETS = $(patsubst test/fuzz/%.cpp,$(BUILD)/%,$(wildcard test/fuzz/fuzz_*.cpp))
 FUZZ_SECONDS ?= 300
 
-$(BUILD)/fuzz_%: test/fuzz/fuzz_%.cpp $(CORE_SRCS) $(wildcard extension/core/*.h)
+$(BUILD)/fuzz_%: test/fuzz/fuzz_%.cpp $(CORE_SRCS) $(wildcard extension/core/*.h test/tools/*.h)
 	@mkdir -p $(BUILD)
-	$(FUZZ_CXX) $(FUZZ_FLAGS) -Iextension -o $@ $< $(CORE_SRCS) $(OPENSSL_LIBS)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -Iextension -o $@ $< $(CORE_SRCS) -ljansson $(OPENSSL_LIBS)
 
 fuzz: $(FUZZ_TARGETS)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash test/fuzz/run.sh $(FUZZ_TARGETS)
@@ -144,7 +144,7 @@ test: deps
 
 # --- style -----------------------------------------------------------------------
 FORMAT_FILES = $(wildcard extension/core/*.cpp extension/core/*.h extension/pg/*.cpp extension/pg/*.h \
-               shim/*.cpp shim/*.h test/unit/*.cpp test/fuzz/*.cpp test/bench/*.cpp)
+               shim/*.cpp shim/*.h test/unit/*.cpp test/fuzz/*.cpp test/bench/*.cpp test/tools/*.h)
 format:
 	clang-format -i $(FORMAT_FILES)
 
