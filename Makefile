@@ -28,7 +28,7 @@ DATA_built = extension/$(EXTENSION_NAME)--$(EXTVERSION).sql $(addprefix extensio
 EXTRA_CLEAN = extension/$(EXTENSION_NAME)--*.sql
 
 REGRESS      = setup webhook_sign webhook_verify secrets ingest sync_users sync_orgs \
-               sync_memberships replay
+               sync_memberships replay session
 REGRESS_OPTS = --inputdir=.
 
 PG_CONFIG ?= pg_config
@@ -36,7 +36,7 @@ PG_INCLUDE_SERVER := $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
 # PostgreSQL's headers as system headers: -Werror applies to our code only.
 PG_CPPFLAGS = -isystem $(PG_INCLUDE_SERVER) -Iextension
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -fvisibility=hidden
-SHLIB_LINK  = -lssl -lcrypto -lstdc++
+SHLIB_LINK  = -lssl -lcrypto -ljansson -lstdc++
 
 # No LLVM bitcode: JIT inlining of these functions buys nothing, and clang
 # would need its own flags for C++17.
@@ -66,6 +66,9 @@ extension/$(EXTENSION_NAME)--%.sql: extension/upgrade/$(EXTENSION_NAME)--%.sql $
 
 ifneq ($(PGXS),)
 all: shim/jnx-shim
+
+# session.sql reads keys and tokens minted at test time (they expire in an hour).
+installcheck: regress-tokens
 endif
 
 # --- shim -------------------------------------------------------------------
@@ -86,6 +89,17 @@ $(BUILD)/jnx-unit: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard extension/core/*.h test/
 
 unit: $(BUILD)/jnx-unit
 	$(BUILD)/jnx-unit
+
+# --- test tools -----------------------------------------------------------------
+$(BUILD)/jnx-mint: test/tools/mint.cpp test/tools/token_util.h $(CORE_SRCS) $(wildcard extension/core/*.h)
+	@mkdir -p $(BUILD)
+	$(CXX) $(CXX_STD) -Iextension -o $@ $< $(CORE_SRCS) -ljansson $(OPENSSL_LIBS)
+
+tools: $(BUILD)/jnx-mint
+
+export JNX_TOKENS_FILE = $(abspath $(BUILD))/regress-tokens/tokens.psql
+regress-tokens: $(BUILD)/jnx-mint
+	@bash test/env/tokens.sh $(BUILD)/regress-tokens >/dev/null
 
 # --- fuzzing (libFuzzer, ASan + UBSan) -------------------------------------------
 FUZZ_CXX   = clang++-14
@@ -144,7 +158,8 @@ test: deps
 
 # --- style -----------------------------------------------------------------------
 FORMAT_FILES = $(wildcard extension/core/*.cpp extension/core/*.h extension/pg/*.cpp extension/pg/*.h \
-               shim/*.cpp shim/*.h test/unit/*.cpp test/fuzz/*.cpp test/bench/*.cpp test/tools/*.h)
+               shim/*.cpp shim/*.h test/unit/*.cpp test/fuzz/*.cpp test/bench/*.cpp test/tools/*.h \
+               test/tools/*.cpp)
 format:
 	clang-format -i $(FORMAT_FILES)
 
@@ -159,4 +174,4 @@ clean: clean-local
 clean-local:
 	rm -rf $(BUILD) shim/jnx-shim results regression.diffs regression.out
 
-.PHONY: unit fuzz bench deps run stop psql reset sample-webhook resend-webhook test format format-check lint clean-local
+.PHONY: regress-tokens tools unit fuzz bench deps run stop psql reset sample-webhook resend-webhook test format format-check lint clean-local

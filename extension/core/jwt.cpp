@@ -213,7 +213,7 @@ TokenError KeySet::Parse(std::string_view jwks_json, KeySet *out, std::string *d
 }
 
 TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPolicy &policy,
-                       int64_t now, std::string *claims_out) {
+                       int64_t now, std::string *claims_out, TokenIdentity *identity) {
   if (token.empty() || token.size() > kMaxTokenBytes) return TokenError::kMalformed;
   const size_t dot1 = token.find('.');
   const size_t dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
@@ -308,6 +308,13 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
       }
     }
     json_object_set_new(claims.get(), "org_permissions", perms);
+  }
+  if (identity != nullptr) {
+    const char *org_id = StringMember(claims.get(), "org_id");
+    const char *org_role = StringMember(claims.get(), "org_role");
+    identity->sub = sub;
+    identity->org_id = org_id != nullptr ? org_id : "";
+    identity->org_role = org_role != nullptr ? org_role : "";
   }
   char *text = json_dumps(claims.get(), JSON_COMPACT);
   if (text == nullptr) return TokenError::kInternal;

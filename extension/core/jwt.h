@@ -70,11 +70,18 @@ struct TokenPolicy {
   int64_t leeway_seconds = 5;
 };
 
+// Who a verified token speaks for (normalized; empty when absent).
+struct TokenIdentity {
+  std::string sub;
+  std::string org_id;
+  std::string org_role;  // with the "org:" prefix
+};
+
 // Verifies `token` at Unix time `now`. On success *claims is the payload as
 // compact JSON with Clerk's two claim versions normalized: org_id, org_role
 // (always with the "org:" prefix), org_slug and org_permissions (an array)
 // are present whenever an organization is active, whichever version sent it.
 TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPolicy &policy,
-                       int64_t now, std::string *claims);
+                       int64_t now, std::string *claims, TokenIdentity *identity = nullptr);
 
 }  // namespace jnx::core

@@ -46,14 +46,6 @@ bool DecodeInto(const char *secret, size_t secret_len, char *out, size_t *out_le
   return ok;
 }
 
-Oid RelationOwner(Oid relid) {
-  HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-  if (!HeapTupleIsValid(tuple)) elog(ERROR, "cache lookup failed for relation %u", relid);
-  Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relowner;
-  ReleaseSysCache(tuple);
-  return owner;
-}
-
 void LoadSecrets() {
   Oid nsp = get_namespace_oid("jnx", false);
   Oid relid = get_relname_relid("webhook_secrets", nsp);
@@ -102,6 +94,14 @@ void LoadSecrets() {
 }
 
 }  // namespace
+
+Oid RelationOwner(Oid relid) {
+  HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+  if (!HeapTupleIsValid(tuple)) elog(ERROR, "cache lookup failed for relation %u", relid);
+  Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relowner;
+  ReleaseSysCache(tuple);
+  return owner;
+}
 
 void InitConfigCache() {
   CacheRegisterRelcacheCallback(ConfigRelcacheCallback, PointerGetDatum(nullptr));

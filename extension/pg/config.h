@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <string_view>
 
+#include "pg.h"
+
 namespace jnx::pg {
 
 inline constexpr int kMaxWebhookSecrets = 16;
@@ -15,8 +17,12 @@ struct SecretKeys {
   int count = 0;
 };
 
-// Registers the invalidation callback; called once from _PG_init.
+// Registers the invalidation callbacks; called once from _PG_init.
 void InitConfigCache();
+void InitTokenCache();
+
+// The owner of a relation (for reading owner-only configuration). May ereport.
+Oid RelationOwner(Oid relid);
 
 // The decoded keys, reading jnx.webhook_secrets as its owner when the cache is
 // stale. May ereport: call it from a frame that holds no C++ object.

@@ -38,6 +38,52 @@ void SetWebhookFailure(Failure *failure, core::WebhookError err, const char *det
   failure->Set(kInternalFailure, "internal failure in jnx_auth");
 }
 
+void SetTokenFailure(Failure *failure, core::TokenError err, const char *detail) {
+  using core::TokenError;
+  switch (err) {
+    case TokenError::kOk: failure->sqlstate = 0; return;
+    case TokenError::kMalformed:
+      failure->Set(kTokenMalformed, "session token is malformed",
+                   "Expected a compact JWS of at most 16 KiB with JSON header and claims, a "
+                   "numeric exp and a sub.");
+      return;
+    case TokenError::kUnknownKey:
+      failure->Set(kTokenUnknownKey, "session token is signed with an unknown key",
+                   "The token's kid names no key of the configured JWKS.",
+                   "After a key rotation, load the new JWKS with jnx.set_jwks().");
+      return;
+    case TokenError::kAlgorithmNotAllowed:
+      failure->Set(kTokenAlgorithm, "session token algorithm is not allowed",
+                   "Only RS256, RS384 and RS512 with an RSA key are accepted, and only the key's "
+                   "own alg when it names one.");
+      return;
+    case TokenError::kBadSignature:
+      failure->Set(kTokenBadSignature, "session token signature does not match");
+      return;
+    case TokenError::kExpired: failure->Set(kTokenExpired, "session token has expired"); return;
+    case TokenError::kNotYetValid:
+      failure->Set(kTokenNotYetValid, "session token is not yet valid",
+                   "nbf or iat lies in the future beyond the leeway.",
+                   "Check the clock of the database server.");
+      return;
+    case TokenError::kWrongIssuer:
+      failure->Set(kTokenWrongIssuer, "session token issuer is not accepted",
+                   "iss is missing or not among the configured issuers.");
+      return;
+    case TokenError::kWrongParty:
+      failure->Set(kTokenWrongParty, "session token authorized party is not accepted",
+                   "azp is missing or not among the configured authorized parties.");
+      return;
+    case TokenError::kInvalidJwks:
+      failure->Set(kTokenInvalidJwks, "JWKS is invalid", detail);
+      return;
+    case TokenError::kInternal:
+      failure->Set(kInternalFailure, "cryptographic library failure in jnx_auth");
+      return;
+  }
+  failure->Set(kInternalFailure, "internal failure in jnx_auth");
+}
+
 void RaiseFailure(const Failure &failure) {
   ereport(ERROR, (errcode(failure.sqlstate), errmsg("%s", failure.message),
                   failure.detail[0] != '\0' ? errdetail("%s", failure.detail) : 0,

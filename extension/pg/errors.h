@@ -14,6 +14,7 @@
 #include <new>
 #include <type_traits>
 
+#include "core/jwt.h"
 #include "core/webhook.h"
 #include "pg.h"
 
@@ -26,6 +27,18 @@ inline constexpr int kWebhookBadSignature = MAKE_SQLSTATE('J', 'X', '0', '0', '2
 inline constexpr int kWebhookStaleTimestamp = MAKE_SQLSTATE('J', 'X', '0', '0', '3');
 inline constexpr int kWebhookNoSecret = MAKE_SQLSTATE('J', 'X', '0', '0', '4');
 inline constexpr int kWebhookInvalidSecret = MAKE_SQLSTATE('J', 'X', '0', '0', '5');
+inline constexpr int kTokenMalformed = MAKE_SQLSTATE('J', 'X', '1', '0', '1');
+inline constexpr int kTokenUnknownKey = MAKE_SQLSTATE('J', 'X', '1', '0', '2');
+inline constexpr int kTokenAlgorithm = MAKE_SQLSTATE('J', 'X', '1', '0', '3');
+inline constexpr int kTokenBadSignature = MAKE_SQLSTATE('J', 'X', '1', '0', '4');
+inline constexpr int kTokenExpired = MAKE_SQLSTATE('J', 'X', '1', '0', '5');
+inline constexpr int kTokenNotYetValid = MAKE_SQLSTATE('J', 'X', '1', '0', '6');
+inline constexpr int kTokenWrongIssuer = MAKE_SQLSTATE('J', 'X', '1', '0', '7');
+inline constexpr int kTokenWrongParty = MAKE_SQLSTATE('J', 'X', '1', '0', '8');
+inline constexpr int kTokenNotConfigured = MAKE_SQLSTATE('J', 'X', '1', '0', '9');
+inline constexpr int kTokenInvalidJwks = MAKE_SQLSTATE('J', 'X', '1', '1', '0');
+inline constexpr int kNotAuthenticated = MAKE_SQLSTATE('J', 'X', '2', '0', '1');
+inline constexpr int kNotAuthorized = MAKE_SQLSTATE('J', 'X', '2', '0', '2');
 inline constexpr int kInternalFailure = MAKE_SQLSTATE('J', 'X', '9', '0', '0');
 
 struct Failure {
@@ -55,6 +68,9 @@ void Guard(Failure *failure, F &&work) noexcept {
     failure->Set(kInternalFailure, "internal failure in jnx_auth");
   }
 }
+
+// Fills `failure` with the SQLSTATE and message for a token error.
+void SetTokenFailure(Failure *failure, core::TokenError err, const char *detail = nullptr);
 
 // Fills `failure` with the SQLSTATE and message for a webhook error.
 void SetWebhookFailure(Failure *failure, core::WebhookError err, const char *detail = nullptr);

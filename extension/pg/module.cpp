@@ -8,5 +8,6 @@ PG_MODULE_MAGIC;
 PGDLLEXPORT void _PG_init(void);
 void _PG_init(void) {
   jnx::pg::InitConfigCache();
+  jnx::pg::InitTokenCache();
 }
 }

@@ -3,7 +3,7 @@
 -- constraint and index is named (test/upgrade checks both give one schema).
 
 -- Accepted Svix signing secrets. Readable and writable by the extension owner
--- only (no grants, row-level security on with no policy). Backends cache the
+-- only (no grants; row-level security forced, see 70_security.sql). Backends cache the
 -- decoded keys; the config_changed trigger drops that cache on every change.
 CREATE TABLE jnx.webhook_secrets (
     position   int PRIMARY KEY CHECK (position BETWEEN 1 AND 16),
@@ -13,7 +13,20 @@ CREATE TABLE jnx.webhook_secrets (
 COMMENT ON TABLE jnx.webhook_secrets IS
     'Accepted Svix signing secrets (several during rotation). Owner only; set with jnx.set_webhook_secrets().';
 REVOKE ALL ON jnx.webhook_secrets FROM PUBLIC;
-ALTER TABLE jnx.webhook_secrets ENABLE ROW LEVEL SECURITY;
+
+-- Session-token verification settings: one row, owner only, cached per
+-- backend like the webhook secrets.
+CREATE TABLE jnx.token_config (
+    singleton          boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    jwks               jsonb,
+    issuers            text[] NOT NULL DEFAULT '{}',
+    authorized_parties text[] NOT NULL DEFAULT '{}',
+    leeway_seconds     int NOT NULL DEFAULT 5 CHECK (leeway_seconds BETWEEN 0 AND 300),
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE jnx.token_config IS
+    'Session-token verification: JWKS, issuers, authorized parties, leeway. Owner only.';
+REVOKE ALL ON jnx.token_config FROM PUBLIC;
 
 -- Configuration changes, dead letters, replays: what an operator looks at.
 CREATE TABLE jnx.system_events (
@@ -25,7 +38,6 @@ CREATE TABLE jnx.system_events (
 );
 CREATE INDEX system_events_created_at_idx ON jnx.system_events (created_at);
 REVOKE ALL ON jnx.system_events FROM PUBLIC;
-ALTER TABLE jnx.system_events ENABLE ROW LEVEL SECURITY;
 
 -- Clerk organizations. A row may be provisional (created from a membership
 -- that arrived first); deletion is a tombstone (deleted_at, fields cleared).
@@ -111,7 +123,6 @@ CREATE INDEX webhook_events_received_at_idx ON jnx.webhook_events (received_at);
 CREATE INDEX webhook_events_dead_letter_idx ON jnx.webhook_events (received_at)
     WHERE status = 'dead_letter';
 REVOKE ALL ON jnx.webhook_events FROM PUBLIC;
-ALTER TABLE jnx.webhook_events ENABLE ROW LEVEL SECURITY;
 
 -- Append-only (see the append_only triggers). details names the fields that
 -- changed, never their values.
@@ -139,5 +150,6 @@ SELECT pg_catalog.pg_extension_config_dump('jnx.webhook_events', '');
 SELECT pg_catalog.pg_extension_config_dump('jnx.audit_logs', '');
 SELECT pg_catalog.pg_extension_config_dump('jnx.orgs', '');
 SELECT pg_catalog.pg_extension_config_dump('jnx.memberships', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.token_config', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('jnx.system_events', 'id'), '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('jnx.audit_logs', 'id'), '');

@@ -26,6 +26,7 @@ q jnx_upgrade_fresh -f "$ROOT/test/upgrade/fingerprint.sql" >"$work/fresh"
 for released in "$ROOT"/extension/released/jnx_auth--*.sql; do
   version=$(basename "$released" .sql)
   version=${version#jnx_auth--}
+  [[ $version == *--* ]] && continue  # a frozen upgrade script, not an install script
   db=jnx_upgrade_${version//./_}
   q postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
   q "$db" -c "CREATE EXTENSION jnx_auth VERSION '$version'"

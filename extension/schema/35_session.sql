@@ -1,0 +1,139 @@
+-- Session tokens and the identity of a transaction. The identity is held in
+-- backend memory by the C functions below: set only by jnx.authenticate with
+-- a verified token, cleared at the end of the transaction. Our policies read
+-- these functions, never request.jwt.claims (which any session can set).
+-- PARALLEL RESTRICTED: parallel workers do not share that memory.
+
+CREATE OR REPLACE FUNCTION jnx.verify_session_token(token text, now timestamptz DEFAULT now())
+RETURNS jsonb AS 'MODULE_PATHNAME', 'jnx_verify_session_token'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION jnx.verify_session_token(text, timestamptz) IS
+    'The normalized claims of a valid Clerk session token; raises JX101-JX109 otherwise.';
+REVOKE ALL ON FUNCTION jnx.verify_session_token(text, timestamptz) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jnx.authenticate(token text) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'jnx_authenticate' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jnx.authenticate(text) IS
+    'Verifies a session token and makes it the identity of this transaction.';
+REVOKE ALL ON FUNCTION jnx.authenticate(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jnx.claims() RETURNS jsonb
+AS 'MODULE_PATHNAME', 'jnx_claims' LANGUAGE C STABLE PARALLEL RESTRICTED;
+CREATE OR REPLACE FUNCTION jnx.user_id() RETURNS text
+AS 'MODULE_PATHNAME', 'jnx_user_id' LANGUAGE C STABLE PARALLEL RESTRICTED;
+CREATE OR REPLACE FUNCTION jnx.org_id() RETURNS text
+AS 'MODULE_PATHNAME', 'jnx_org_id' LANGUAGE C STABLE PARALLEL RESTRICTED;
+CREATE OR REPLACE FUNCTION jnx.org_role() RETURNS text
+AS 'MODULE_PATHNAME', 'jnx_org_role' LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION jnx.claims() IS 'The claims of this transaction''s identity; NULL when not authenticated.';
+COMMENT ON FUNCTION jnx.user_id() IS 'The Clerk user id (sub) of this transaction; NULL when not authenticated.';
+COMMENT ON FUNCTION jnx.org_id() IS 'The active Clerk organization id of this transaction; NULL when none.';
+COMMENT ON FUNCTION jnx.org_role() IS 'The role in the active organization (org:admin, org:member, ...); NULL when none.';
+REVOKE ALL ON FUNCTION jnx.claims(), jnx.user_id(), jnx.org_id(), jnx.org_role() FROM PUBLIC;
+
+-- Platform admin: users.role = 'admin' (from Clerk public_metadata.role).
+CREATE OR REPLACE FUNCTION jnx.is_admin() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT u.role = 'admin' FROM jnx.users u
+                      WHERE u.clerk_user_id = jnx.user_id() AND u.deleted_at IS NULL), false)
+$$;
+COMMENT ON FUNCTION jnx.is_admin() IS 'True when this transaction''s user is a platform admin.';
+REVOKE ALL ON FUNCTION jnx.is_admin() FROM PUBLIC;
+
+-- Org admin of the active organization, in either claim version.
+CREATE OR REPLACE FUNCTION jnx._is_org_admin() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(jnx.org_role() IN ('org:admin', 'admin'), false)
+$$;
+REVOKE ALL ON FUNCTION jnx._is_org_admin() FROM PUBLIC;
+
+-- The orgs this transaction's user belongs to (live memberships) and the
+-- active org of the token. SECURITY DEFINER so that policies can use it
+-- without policies recursing into each other.
+CREATE OR REPLACE FUNCTION jnx._my_org_ids() RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+    SELECT m.org_id FROM jnx.memberships m JOIN jnx.users u ON u.id = m.user_id
+     WHERE u.clerk_user_id = jnx.user_id() AND m.deleted_at IS NULL
+    UNION
+    SELECT o.id FROM jnx.orgs o WHERE o.clerk_org_id = jnx.org_id() AND o.deleted_at IS NULL
+$$;
+REVOKE ALL ON FUNCTION jnx._my_org_ids() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jnx._require_identity() RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF jnx.user_id() IS NULL THEN
+        RAISE EXCEPTION 'not authenticated' USING ERRCODE = 'JX201',
+            HINT = 'Call jnx.authenticate(token) first, in the same transaction.';
+    END IF;
+    RETURN jnx.user_id();
+END
+$$;
+REVOKE ALL ON FUNCTION jnx._require_identity() FROM PUBLIC;
+
+-- The caller's profile. A verified user with no row yet (the webhook has not
+-- arrived) gets a provisional one at once, through the same INSERT ... ON
+-- CONFLICT on clerk_user_id that the webhook uses: never a duplicate.
+CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid CONSTANT text := jnx._require_identity();
+    c CONSTANT jsonb := jnx.claims();
+    profile jsonb;
+    active uuid;
+BEGIN
+    profile := jnx.get_user_by_clerk_id(uid);
+    IF profile IS NOT NULL THEN
+        RETURN profile;
+    END IF;
+    IF EXISTS (SELECT 1 FROM jnx.users WHERE clerk_user_id = uid AND deleted_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'not authorized' USING ERRCODE = 'JX202', DETAIL = 'The user has been deleted.';
+    END IF;
+    PERFORM set_config('jnx.audit_actor', uid, true);
+    PERFORM set_config('jnx.request_id', coalesce(c->>'sid', ''), true);
+    IF jnx.org_id() IS NOT NULL THEN
+        PERFORM jnx._provisional_org(jnx.org_id(), jsonb_build_object('slug', c->>'org_slug'));
+        SELECT id INTO active FROM jnx.orgs WHERE clerk_org_id = jnx.org_id() AND deleted_at IS NULL;
+    END IF;
+    INSERT INTO jnx.users (clerk_user_id, email, first_name, last_name, image_url, org_id, sync_state)
+    VALUES (uid, c->>'email', c->>'first_name', c->>'last_name', c->>'image_url', active, 'provisional')
+    ON CONFLICT (clerk_user_id) DO NOTHING;
+    RETURN jnx.get_user_by_clerk_id(uid);
+END
+$$;
+COMMENT ON FUNCTION jnx.me() IS
+    'The authenticated caller''s profile, created provisionally from the token when the user is not synced yet.';
+REVOKE ALL ON FUNCTION jnx.me() FROM PUBLIC;
+
+-- Members of an organization: the caller's active org for its org admins, any
+-- org (p_org) for platform admins. Runs as the caller: row-level security
+-- applies on top of these checks.
+CREATE OR REPLACE FUNCTION jnx.admin_list_users(p_org text DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    uid CONSTANT text := jnx._require_identity();
+    target CONSTANT text := coalesce(p_org, jnx.org_id());
+BEGIN
+    IF NOT jnx.is_admin()
+       AND (target IS NULL OR target IS DISTINCT FROM jnx.org_id() OR NOT jnx._is_org_admin()) THEN
+        RAISE EXCEPTION 'not authorized' USING ERRCODE = 'JX202',
+            DETAIL = 'Listing members needs the org:admin role in the active organization, or a platform admin.';
+    END IF;
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'not authorized' USING ERRCODE = 'JX202', DETAIL = 'No organization was chosen.';
+    END IF;
+    RETURN coalesce((
+        SELECT jsonb_agg(jsonb_build_object(
+                   'clerk_user_id', u.clerk_user_id, 'email', u.email, 'first_name', u.first_name,
+                   'last_name', u.last_name, 'image_url', u.image_url, 'org_role', m.role,
+                   'sync_state', u.sync_state) ORDER BY u.clerk_user_id)
+          FROM jnx.memberships m
+          JOIN jnx.users u ON u.id = m.user_id
+          JOIN jnx.orgs o ON o.id = m.org_id
+         WHERE o.clerk_org_id = target AND m.deleted_at IS NULL AND u.deleted_at IS NULL
+           AND o.deleted_at IS NULL), '[]'::jsonb);
+END
+$$;
+COMMENT ON FUNCTION jnx.admin_list_users(text) IS
+    'Members of the active org (org admins) or of any org (platform admins); raises JX201/JX202.';
+REVOKE ALL ON FUNCTION jnx.admin_list_users(text) FROM PUBLIC;

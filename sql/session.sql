@@ -1,0 +1,142 @@
+-- Session tokens and identity. Keys and tokens are generated at test time by
+-- test/env/tokens.sh into the file named by JNX_TOKENS_FILE (make installcheck
+-- does it); nothing below prints a token.
+\getenv tokens_file JNX_TOKENS_FILE
+\set ECHO none
+\i :tokens_file
+\set ECHO all
+\set VERBOSITY default
+
+-- Until keys and issuers are configured, nothing verifies.
+SELECT regress.outcome(format('SELECT jnx.verify_session_token(%L)', :'tok_alice')) AS not_configured;
+
+-- Configuration is validated; bad input changes nothing.
+SELECT regress.outcome($$SELECT jnx.set_jwks('{"keys": []}')$$) AS empty_jwks;
+SELECT regress.outcome($$SELECT jnx.set_jwks('{"keys": [{"kty": "oct", "kid": "h", "k": "c2VjcmV0"}]}')$$) AS hmac_key;
+SELECT regress.outcome($$SELECT jnx.set_token_policy('{}', '{}')$$) AS no_issuer;
+SELECT regress.outcome($$SELECT jnx.set_token_policy('{https://x.test}', '{}', 301)$$) AS leeway_too_big;
+SELECT count(*) AS token_config_rows FROM jnx.token_config;
+SELECT jnx.set_jwks(:'jwks');
+SELECT jnx.set_token_policy(ARRAY[:'issuer'], ARRAY[:'party']);
+SELECT kind, details ? 'kids' OR details ? 'issuers' AS described FROM jnx.system_events
+ WHERE kind LIKE 'config.%' AND kind <> 'config.webhook_secrets' ORDER BY id;
+
+-- Both claim versions come out normalized.
+SELECT c->>'sub' AS sub, c->>'org_id' AS org_id, c->>'org_role' AS org_role, c->>'org_slug' AS org_slug,
+       c->'org_permissions' AS org_permissions
+  FROM (VALUES ('v2 member', jnx.verify_session_token(:'tok_alice')),
+               ('v1 member', jnx.verify_session_token(:'tok_bob')),
+               ('v2 admin', jnx.verify_session_token(:'tok_carol'))) AS v(version, c);
+
+-- Every way a token can be wrong has its own SQLSTATE; messages never echo the token.
+SELECT name, regress.outcome(format('SELECT jnx.verify_session_token(%L)', tok)) AS outcome
+  FROM (VALUES ('expired', :'tok_expired'), ('not yet valid', :'tok_future'),
+               ('wrong issuer', :'tok_wrong_iss'), ('wrong party', :'tok_wrong_azp'),
+               ('missing party', :'tok_no_azp'), ('unknown key', :'tok_stranger'),
+               ('kid of our key, signed by another', :'tok_forged_kid'),
+               ('HS256', :'tok_hs256'), ('alg none', :'tok_none'),
+               ('tampered payload', :'tok_tampered'), ('string exp', :'tok_string_exp'),
+               ('no sub', :'tok_no_sub'), ('two parts', 'eyJhbGciOiJSUzI1NiJ9.e30'),
+               ('garbage', 'not a token'), ('empty', '')) AS v(name, tok);
+SELECT regress.outcome('SELECT jnx.verify_session_token(NULL)') AS null_token;
+
+-- The identity belongs to one transaction.
+SELECT jnx.user_id() IS NULL AS before;
+BEGIN;
+SELECT jnx.authenticate(:'tok_alice')->>'sub' AS authenticated_as;
+SELECT jnx.user_id(), jnx.org_id(), jnx.org_role(),
+       current_setting('request.jwt.claims')::jsonb->>'sub' AS supabase_claims_sub;
+COMMIT;
+SELECT jnx.user_id() IS NULL AS cleared_at_commit, jnx.claims() IS NULL AS no_claims,
+       coalesce(current_setting('request.jwt.claims', true), '') = '' AS setting_cleared;
+BEGIN;
+SELECT jnx.authenticate(:'tok_alice') IS NOT NULL AS authenticated;
+SELECT 1 / 0;
+ROLLBACK;
+SELECT jnx.user_id() IS NULL AS cleared_after_error;
+BEGIN;
+SAVEPOINT s;
+SELECT jnx.authenticate(:'tok_bob') IS NOT NULL AS authenticated_in_savepoint;
+ROLLBACK TO SAVEPOINT s;
+SELECT jnx.user_id() IS NULL AS cleared_with_its_savepoint;
+COMMIT;
+-- A bad token leaves no identity behind.
+BEGIN;
+SELECT regress.outcome(format('SELECT jnx.authenticate(%L)', :'tok_expired')) AS expired;
+SELECT jnx.user_id() IS NULL AS still_anonymous;
+COMMIT;
+
+-- Forgery: as authenticated, the Supabase setting and our internals grant nothing.
+GRANT USAGE ON SCHEMA regress TO authenticated;
+GRANT EXECUTE ON FUNCTION regress.outcome(text) TO authenticated;
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "user_dave", "role": "authenticated"}', true) IS NOT NULL AS claims_set;
+SELECT jnx.user_id() IS NULL AS no_identity_from_setting, jnx.is_admin() AS is_admin;
+SELECT count(*) AS users_visible FROM jnx.users;
+SELECT regress.outcome(format('SELECT jnx.authenticate(%L)', :'tok_dave')) AS call_authenticate;
+SELECT regress.outcome($$SELECT jnx.upsert_user('user_dave', '{"public_metadata": {"role": "admin"}}')$$) AS call_upsert;
+SELECT regress.outcome($$SELECT jnx._provisional_user('user_x', '{}')$$) AS call_internal;
+SELECT regress.outcome($$UPDATE jnx.users SET role = 'admin'$$) AS update_users;
+SELECT regress.outcome('SELECT jnx.me()') AS me_without_identity;
+ROLLBACK;
+
+-- Synced users and orgs for the rest: alice (member) and carol (admin) in
+-- org_x, bob in org_y, dave a platform admin.
+SELECT regress.deliver('msg_s_' || n, e)->>'status' AS status FROM (VALUES
+    (1, regress.org_event('organization.created', 'org_x', 'Org X', 1700000000000)),
+    (2, regress.org_event('organization.created', 'org_y', 'Org Y', 1700000000000)),
+    (3, regress.user_event('user.created', 'user_alice', 'Alice', 'alice@example.com', 1700000000000)),
+    (4, regress.user_event('user.created', 'user_bob', 'Bob', 'bob@example.com', 1700000000000)),
+    (5, regress.user_event('user.created', 'user_carol', 'Carol', 'carol@example.com', 1700000000000)),
+    (6, jsonb_set(regress.user_event('user.created', 'user_dave', 'Dave', 'dave@example.com', 1700000000000),
+                  '{data,public_metadata}', '{"role": "admin"}')),
+    (7, regress.membership_event('organizationMembership.created', 'orgmem_ax', 'org_x', 'user_alice', 'org:member', 1700000000000)),
+    (8, regress.membership_event('organizationMembership.created', 'orgmem_cx', 'org_x', 'user_carol', 'org:admin', 1700000000000)),
+    (9, regress.membership_event('organizationMembership.created', 'orgmem_by', 'org_y', 'user_bob', 'org:member', 1700000000000))
+  ) AS v(n, e) ORDER BY n;
+
+-- jnx.me(): the profile of a synced user ...
+BEGIN;
+SELECT jnx.authenticate(:'tok_alice') IS NOT NULL AS authenticated;
+SET LOCAL ROLE authenticated;
+SELECT p->>'clerk_user_id' AS me, p->>'email' AS email, p->>'sync_state' AS sync_state,
+       p->'org'->>'clerk_org_id' AS active_org, jsonb_array_length(p->'memberships') AS memberships
+  FROM jnx.me() AS p;
+COMMIT;
+-- ... and at once for one the webhook has not reached: a provisional row from the token.
+BEGIN;
+SELECT jnx.authenticate(:'tok_erin') IS NOT NULL AS authenticated;
+SET LOCAL ROLE authenticated;
+SELECT p->>'clerk_user_id' AS me, p->>'email' AS email, p->>'sync_state' AS sync_state,
+       p->'org'->>'clerk_org_id' AS active_org
+  FROM jnx.me() AS p;
+COMMIT;
+SELECT actor, action, target_id FROM jnx.audit_logs WHERE target_id IN ('user_erin', 'org_new') ORDER BY id;
+-- The webhook then completes the same row.
+SELECT regress.deliver('msg_erin', regress.user_event('user.created', 'user_erin', 'Erin', 'erin@example.com', 1700000000000))->>'status' AS webhook;
+SELECT count(*) AS rows, min(sync_state) AS sync_state, min(first_name) AS first_name
+  FROM jnx.users WHERE clerk_user_id = 'user_erin';
+
+-- Members of an org: org admins for their active org, platform admins for any.
+BEGIN;
+SELECT jnx.authenticate(:'tok_carol') IS NOT NULL AS carol;
+SET LOCAL ROLE authenticated;
+SELECT jsonb_path_query_array(jnx.admin_list_users(), '$[*].clerk_user_id') AS org_x_members;
+SELECT regress.outcome($$SELECT jnx.admin_list_users('org_y')$$) AS other_org;
+COMMIT;
+BEGIN;
+SELECT jnx.authenticate(:'tok_alice') IS NOT NULL AS alice;
+SET LOCAL ROLE authenticated;
+SELECT regress.outcome('SELECT jnx.admin_list_users()') AS member_lists;
+COMMIT;
+BEGIN;
+SELECT jnx.authenticate(:'tok_dave') IS NOT NULL AS dave;
+SET LOCAL ROLE authenticated;
+SELECT jnx.is_admin() AS platform_admin,
+       jsonb_path_query_array(jnx.admin_list_users('org_y'), '$[*].clerk_user_id') AS org_y_members;
+SELECT count(*) AS users_visible_to_platform_admin FROM jnx.users;
+COMMIT;
+
+REVOKE ALL ON FUNCTION regress.outcome(text) FROM authenticated;
+REVOKE ALL ON SCHEMA regress FROM authenticated;
