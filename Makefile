@@ -131,7 +131,7 @@ deps:
 	bash test/env/deps.sh
 
 run: deps
-	$(MAKE) all
+	$(MAKE) all tools
 	$(MAKE) install
 	@bash test/env/cluster.sh run
 
@@ -151,8 +151,12 @@ sample-webhook:
 resend-webhook:
 	@bash test/env/cluster.sh resend-webhook
 
+# A session token for the dev key pair of make run (valid one hour).
+dev-token:
+	@bash test/env/cluster.sh dev-token $(SUB) $(ORG) $(ROLE)
+
 test: deps
-	$(MAKE) all
+	$(MAKE) all tools
 	$(MAKE) install
 	bash test/run-all.sh
 
@@ -174,4 +178,4 @@ clean: clean-local
 clean-local:
 	rm -rf $(BUILD) shim/jnx-shim results regression.diffs regression.out
 
-.PHONY: regress-tokens tools unit fuzz bench deps run stop psql reset sample-webhook resend-webhook test format format-check lint clean-local
+.PHONY: dev-token regress-tokens tools unit fuzz bench deps run stop psql reset sample-webhook resend-webhook test format format-check lint clean-local

@@ -88,60 +88,94 @@ bool Pool::Connect(Slot *slot) {
   return true;
 }
 
-DbResult Pool::Attempt(Slot *slot, const char *name, const char *sql,
-                       const std::vector<Param> &params) {
+namespace {
+
+// Fills `result` from a failed PGresult; the connection decides transient.
+void SetError(PGconn *conn, const PGresult *res, DbResult *result) {
+  const char *state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  if (state == nullptr || PQstatus(conn) != CONNECTION_OK) {
+    // libpq's own failure: the connection is gone (server stopped, network).
+    result->kind = DbResult::Kind::kUnavailable;
+    result->sqlstate = state != nullptr ? state : "08006";
+  } else {
+    result->sqlstate = state;
+    result->kind = IsTransientSqlstate(result->sqlstate) ? DbResult::Kind::kUnavailable
+                                                         : DbResult::Kind::kSqlError;
+  }
+}
+
+bool Simple(PGconn *conn, const char *sql, DbResult *result) {
+  PGresult *res = PQexec(conn, sql);
+  const bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+  if (!ok) SetError(conn, res, result);
+  PQclear(res);
+  return ok;
+}
+
+}  // namespace
+
+DbResult Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool transaction) {
   DbResult result;
   if (!Connect(slot)) {
     result.kind = DbResult::Kind::kUnavailable;
     result.sqlstate = "08006";
     return result;
   }
-  const int n = static_cast<int>(params.size());
-  if (std::find(slot->prepared.begin(), slot->prepared.end(), name) == slot->prepared.end()) {
-    PGresult *prep = PQprepare(slot->conn, name, sql, n, nullptr);
-    const bool ok = PQresultStatus(prep) == PGRES_COMMAND_OK;
-    if (!ok) {
-      const char *state = PQresultErrorField(prep, PG_DIAG_SQLSTATE);
-      result.sqlstate = state != nullptr ? state : "08006";
-      result.kind = (state == nullptr || IsTransientSqlstate(result.sqlstate))
-                        ? DbResult::Kind::kUnavailable
-                        : DbResult::Kind::kSqlError;
-      PQclear(prep);
-      return result;
-    }
-    PQclear(prep);
-    slot->prepared.emplace_back(name);
-  }
-  std::vector<const char *> values(params.size());
-  std::vector<int> lengths(params.size()), formats(params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    values[i] = params[i].data;
-    lengths[i] = params[i].length;
-    formats[i] = params[i].binary ? 1 : 0;
-  }
-  PGresult *res =
-      PQexecPrepared(slot->conn, name, n, values.data(), lengths.data(), formats.data(), 0);
-  const ExecStatusType status = PQresultStatus(res);
-  if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
-    result.kind = DbResult::Kind::kOk;
-    if (PQntuples(res) > 0) {
-      for (int c = 0; c < PQnfields(res); ++c) {
-        result.columns.emplace_back(PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
-      }
-    }
-  } else {
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (state == nullptr || PQstatus(slot->conn) != CONNECTION_OK) {
-      // libpq's own failure: the connection is gone (server stopped, network).
-      result.kind = DbResult::Kind::kUnavailable;
-      result.sqlstate = state != nullptr ? state : "08006";
+  PGconn *conn = slot->conn;
+  if (transaction && !Simple(conn, "BEGIN", &result)) return result;
+  bool ok = true;
+  for (const Step &step : steps) {
+    PGresult *res = nullptr;
+    if (step.name == nullptr) {
+      res = PQexec(conn, step.sql);
     } else {
-      result.sqlstate = state;
-      result.kind = IsTransientSqlstate(result.sqlstate) ? DbResult::Kind::kUnavailable
-                                                         : DbResult::Kind::kSqlError;
+      const int n = static_cast<int>(step.params.size());
+      if (std::find(slot->prepared.begin(), slot->prepared.end(), step.name) ==
+          slot->prepared.end()) {
+        PGresult *prep = PQprepare(conn, step.name, step.sql, n, nullptr);
+        const bool prepared = PQresultStatus(prep) == PGRES_COMMAND_OK;
+        if (!prepared) SetError(conn, prep, &result);
+        PQclear(prep);
+        if (!prepared) {
+          ok = false;
+          break;
+        }
+        slot->prepared.emplace_back(step.name);
+      }
+      std::vector<const char *> values(step.params.size());
+      std::vector<int> lengths(step.params.size()), formats(step.params.size());
+      for (size_t i = 0; i < step.params.size(); ++i) {
+        values[i] = step.params[i].data;
+        lengths[i] = step.params[i].length;
+        formats[i] = step.params[i].binary ? 1 : 0;
+      }
+      res = PQexecPrepared(conn, step.name, n, values.data(), lengths.data(), formats.data(), 0);
+    }
+    const ExecStatusType status = PQresultStatus(res);
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+      result.columns.clear();
+      if (status == PGRES_TUPLES_OK && PQntuples(res) > 0) {
+        for (int c = 0; c < PQnfields(res); ++c) {
+          result.columns.emplace_back(PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
+        }
+      }
+      PQclear(res);
+      continue;
+    }
+    SetError(conn, res, &result);
+    PQclear(res);
+    ok = false;
+    break;
+  }
+  if (transaction) {
+    if (ok) {
+      ok = Simple(conn, "COMMIT", &result);
+    } else if (PQstatus(conn) == CONNECTION_OK) {
+      DbResult ignored;
+      Simple(conn, "ROLLBACK", &ignored);
     }
   }
-  PQclear(res);
+  if (ok) result.kind = DbResult::Kind::kOk;
   return result;
 }
 
@@ -161,6 +195,18 @@ void Pool::CloseIdle() {
 
 DbResult Pool::Call(const char *name, const char *sql, const std::vector<Param> &params,
                     const RetryPolicy &policy) {
+  Step step;
+  step.name = name;
+  step.sql = sql;
+  step.params = params;
+  return Run({step}, false, policy);
+}
+
+DbResult Pool::Transaction(const std::vector<Step> &steps, const RetryPolicy &policy) {
+  return Run(steps, true, policy);
+}
+
+DbResult Pool::Run(const std::vector<Step> &steps, bool transaction, const RetryPolicy &policy) {
   thread_local std::minstd_rand rng(std::random_device{}());
   const auto deadline = std::chrono::steady_clock::now() + policy.budget;
   DbResult result;
@@ -170,7 +216,7 @@ DbResult Pool::Call(const char *name, const char *sql, const std::vector<Param> 
       result = DbResult();
       result.sqlstate = "53300";  // no free connection in time
     } else {
-      result = Attempt(slot, name, sql, params);
+      result = Attempt(slot, steps, transaction);
       const bool broken = result.kind == DbResult::Kind::kUnavailable && slot->conn != nullptr &&
                           PQstatus(slot->conn) != CONNECTION_OK;
       if (broken) {

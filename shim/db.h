@@ -31,6 +31,14 @@ struct DbResult {
   int attempts = 0;
 };
 
+// One statement of a transaction. Without a name it is sent as simple SQL
+// (SET LOCAL ROLE ...); with one, prepared once per connection.
+struct Step {
+  const char *name = nullptr;
+  const char *sql = nullptr;
+  std::vector<Param> params;
+};
+
 struct RetryPolicy {
   int max_attempts = 4;
   std::chrono::milliseconds base_delay{50};
@@ -48,6 +56,11 @@ class Pool {
   DbResult Call(const char *name, const char *sql, const std::vector<Param> &params,
                 const RetryPolicy &policy = RetryPolicy());
 
+  // Runs the steps in one transaction (BEGIN ... COMMIT) on one connection;
+  // the result is the last step's first row. Any error rolls back and is
+  // returned; transient ones are retried as a whole.
+  DbResult Transaction(const std::vector<Step> &steps, const RetryPolicy &policy = RetryPolicy());
+
   int size() const { return static_cast<int>(slots_.size()); }
   int in_use() const;
 
@@ -59,7 +72,8 @@ class Pool {
   };
   Slot *Acquire();
   void Release(Slot *slot);
-  DbResult Attempt(Slot *slot, const char *name, const char *sql, const std::vector<Param> &params);
+  DbResult Attempt(Slot *slot, const std::vector<Step> &steps, bool transaction);
+  DbResult Run(const std::vector<Step> &steps, bool transaction, const RetryPolicy &policy);
   bool Connect(Slot *slot);
   void CloseIdle();
 

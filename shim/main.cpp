@@ -28,6 +28,10 @@ constexpr const char *kIngestSql =
     "$4::bytea) AS r";
 constexpr const char *kVersionSql =
     "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'jnx_auth'";
+constexpr const char *kAuthenticateSql = "SELECT jnx.authenticate($1::text) IS NOT NULL";
+constexpr const char *kMeSql = "SELECT jnx.me()::text";
+constexpr const char *kAdminUsersSql = "SELECT jnx.admin_list_users($1::text)::text";
+constexpr const char *kRetiredRoutes[] = {"/api/auth/login", "/api/auth/signup", "/api/auth/user"};
 constexpr const char *kRetryAfterSeconds = "5";
 constexpr int kListenBacklog = 1024;
 
@@ -130,6 +134,66 @@ void HandleWebhook(Pool &pool, const httplib::Request &req, httplib::Response &r
   }
 }
 
+// "Authorization: Bearer <token>" (scheme case-insensitive). False when absent.
+bool BearerToken(const httplib::Request &req, std::string *token) {
+  const std::string value = req.get_header_value("Authorization");
+  if (value.size() < 8) return false;
+  std::string scheme = value.substr(0, 7);
+  for (char &c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "bearer ") return false;
+  *token = value.substr(7);
+  return !token->empty();
+}
+
+void Unauthorized(httplib::Response &res, const std::string &reason, bool invalid_token) {
+  res.set_header("WWW-Authenticate",
+                 invalid_token ? "Bearer error=\"invalid_token\"" : "Bearer realm=\"jnx\"");
+  JsonError(res, 401, reason);
+}
+
+// One transaction on a pooled connection, PostgREST's way: authenticate with
+// the bearer token, switch to the authenticated role, call, commit. The
+// identity ends with the transaction, so nothing survives on the connection.
+void HandleSession(Pool &pool, const httplib::Request &req, httplib::Response &res, Step call) {
+  std::string token;
+  if (!BearerToken(req, &token)) {
+    Unauthorized(res, "missing_token", false);
+    return;
+  }
+  Step authenticate;
+  authenticate.name = "jnx_authenticate";
+  authenticate.sql = kAuthenticateSql;
+  authenticate.params = {Param{token.c_str(), static_cast<int>(token.size()), false}};
+  Step role;
+  role.sql = "SET LOCAL ROLE authenticated";
+  DbResult r = pool.Transaction({authenticate, role, std::move(call)});
+  context.sqlstate = r.sqlstate;
+  if (r.kind == DbResult::Kind::kOk && !r.columns.empty()) {
+    context.outcome = "ok";
+    res.status = 200;
+    res.set_content(r.columns[0], "application/json");
+    return;
+  }
+  if (r.kind == DbResult::Kind::kUnavailable) {
+    Unavailable(res, "database_unavailable");
+    return;
+  }
+  const std::string &s = r.sqlstate;
+  if (s.size() == 5 && s.rfind("JX1", 0) == 0 && s >= "JX101" && s <= "JX108") {
+    Unauthorized(res, "invalid_token", true);
+  } else if (s == "JX201") {
+    Unauthorized(res, "not_authenticated", false);
+  } else if (s == "JX202") {
+    JsonError(res, 403, "forbidden");
+  } else if (s == "JX109" || s == "JX110") {
+    Unavailable(res, "sessions_not_configured");
+  } else if (s == "42883" || s == "3F000" || s == "42P01" || s == "42501") {
+    Unavailable(res, "database_not_ready");
+  } else {
+    JsonError(res, 500, "internal_error");
+  }
+}
+
 void HandleReady(Pool &pool, httplib::Response &res) {
   RetryPolicy once;
   once.max_attempts = 1;
@@ -197,7 +261,9 @@ int main() {
     context.request_id = RequestIdFor(req);
     // Known routes by path, so that requests refused before their handler
     // (413, 404 on a wrong method) are still counted under their route.
-    for (const char *route : {"/api/webhooks/clerk", "/healthz", "/readyz"}) {
+    for (const char *route :
+         {"/api/webhooks/clerk", "/healthz", "/readyz", "/api/me", "/api/admin/users",
+          "/api/auth/login", "/api/auth/signup", "/api/auth/user"}) {
       if (req.path == route) context.route = route;
     }
     res.set_header("X-Request-Id", context.request_id);
@@ -207,6 +273,41 @@ int main() {
     context.route = "/api/webhooks/clerk";
     HandleWebhook(pool, req, res);
   });
+  server.Get("/api/me", [&pool](const httplib::Request &req, httplib::Response &res) {
+    context.route = "/api/me";
+    Step me;
+    me.name = "jnx_me";
+    me.sql = kMeSql;
+    HandleSession(pool, req, res, std::move(me));
+  });
+  server.Get("/api/admin/users", [&pool](const httplib::Request &req, httplib::Response &res) {
+    context.route = "/api/admin/users";
+    // The org filter (platform admins only) stays alive for the call.
+    const std::string org = req.get_param_value("org");
+    Step list;
+    list.name = "jnx_admin_users";
+    list.sql = kAdminUsersSql;
+    list.params = {req.has_param("org") ? Param{org.c_str(), static_cast<int>(org.size()), false}
+                                        : Param{}};
+    HandleSession(pool, req, res, std::move(list));
+  });
+  // The old Next.js routes are retired, not silently missing.
+  for (const char *route : kRetiredRoutes) {
+    auto gone = [route](const httplib::Request &, httplib::Response &res) {
+      context.route = route;
+      res.status = 410;
+      res.set_content(
+          "{\"error\":\"gone\",\"detail\":\"This route was retired; see docs/API.md "
+          "(Retired routes) for its replacement.\"}",
+          "application/json");
+      context.outcome = "gone";
+    };
+    server.Get(route, gone);
+    server.Post(route, gone);
+    server.Put(route, gone);
+    server.Delete(route, gone);
+    server.Patch(route, gone);
+  }
   server.Get("/healthz", [](const httplib::Request &, httplib::Response &res) {
     context.route = "/healthz";
     res.set_content("{\"status\":\"ok\"}", "application/json");
@@ -215,8 +316,14 @@ int main() {
     context.route = "/readyz";
     HandleReady(pool, res);
   });
-  server.set_error_handler([](const httplib::Request &, httplib::Response &res) {
+  server.set_error_handler([](const httplib::Request &req, httplib::Response &res) {
     if (!res.body.empty()) return;
+    // cpp-httplib refuses a header line over its compiled 8 KiB limit with a
+    // 400 before any route runs; on a session route that line is the token.
+    if (res.status == 400 && (req.path == "/api/me" || req.path == "/api/admin/users")) {
+      Unauthorized(res, "invalid_token", true);
+      return;
+    }
     switch (res.status) {
       case 404: JsonError(res, 404, "not_found"); break;
       case 413: JsonError(res, 413, "payload_too_large"); break;

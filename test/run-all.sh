@@ -53,6 +53,8 @@ regress() {
 
 pgtap() {
   eval "$($CLUSTER env)"
+  make -s regress-tokens
+  export JNX_TOKENS_FILE=$ROOT/build/regress-tokens/tokens.psql
   psql -X -q -d postgres -c "DROP DATABASE IF EXISTS jnx_pgtap" -c "CREATE DATABASE jnx_pgtap" &&
     psql -X -q -d jnx_pgtap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION jnx_auth" &&
     pg_prove -d jnx_pgtap test/pgtap/*.sql

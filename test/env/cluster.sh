@@ -10,6 +10,7 @@
 #   cluster.sh env             print the shell variables of this instance
 #   cluster.sh sample-webhook  sign and send a sample user.created to the shim
 #   cluster.sh resend-webhook  send that same delivery again (as a Svix retry)
+#   cluster.sh dev-token [SUB] [ORG] [ROLE]   a session token signed by the dev key
 #
 # JNX_INSTANCE (default "dev") names the instance, so `make test` ("test") never
 # touches the cluster of `make run`. PostgreSQL refuses to run as root and the
@@ -28,6 +29,7 @@ SECRET_FILE=$BASE/webhook-secret
 SHIM_PID=$BASE/shim.pid
 SHIM_LOG=$BASE/shim.log
 DB=${JNX_DB:-jnx}
+DEV_ISSUER=https://clerk.dev.jnx.test
 PGPORT_NUM=5432
 PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 if [[ ! -x $PGBIN/pg_ctl ]]; then PGBIN=/usr/lib/postgresql/15/bin; fi
@@ -86,6 +88,25 @@ CONF
 SELECT jnx.set_webhook_secrets(:'secret')
  WHERE NOT EXISTS (SELECT 1 FROM jnx.webhook_secrets WHERE secret = :'secret');
 SQL
+  # A development key pair for session tokens (make dev-token signs with it).
+  if [[ ! -s $BASE/ins_dev.pem ]]; then
+    (umask 077 && "$ROOT/build/jnx-mint" keygen "$BASE" ins_dev >"$BASE/dev-jwk.json")
+  fi
+  psql_db -v jwks="{\"keys\":[$(cat "$BASE/dev-jwk.json")]}" -v issuer="$DEV_ISSUER" >/dev/null <<'SQL'
+SELECT jnx.set_jwks(:'jwks')
+ WHERE NOT EXISTS (SELECT 1 FROM jnx.token_config WHERE jwks = :'jwks'::jsonb);
+SELECT jnx.set_token_policy(ARRAY[:'issuer'], '{}')
+ WHERE NOT EXISTS (SELECT 1 FROM jnx.token_config WHERE issuers = ARRAY[:'issuer']);
+SQL
+}
+
+# A session token for the development key: dev-token [SUB] [ORG_ID] [ORG_ROLE]
+dev_token() {
+  local sub=${1:-user_2sampleFakeUser0000000000} org=${2:-} role=${3:-admin} now
+  now=$(date +%s)
+  local claims="{\"sub\":\"$sub\",\"iss\":\"$DEV_ISSUER\",\"iat\":$now,\"nbf\":$((now - 5)),\"exp\":$((now + 3600)),\"v\":2"
+  [[ -n $org ]] && claims+=",\"o\":{\"id\":\"$org\",\"rol\":\"$role\"}"
+  "$ROOT/build/jnx-mint" token "$BASE" ins_dev '{"alg":"RS256","kid":"ins_dev","typ":"JWT"}' "$claims}"
 }
 
 stop_shim() {
@@ -103,7 +124,9 @@ stop_shim() {
 
 start_shim() {
   stop_shim
-  local conninfo="host=$SOCKET_DIR port=$PGPORT_NUM dbname=$DB user=postgres"
+  # The shim's own login role: it can only ingest, authenticate and switch to
+  # anon/authenticated (created by the extension).
+  local conninfo="host=$SOCKET_DIR port=$PGPORT_NUM dbname=$DB user=jnx_authenticator"
   JNX_DATABASE_URL=${JNX_DATABASE_URL:-$conninfo} JNX_LISTEN=$LISTEN \
     nohup "$ROOT/shim/jnx-shim" >>"$SHIM_LOG" 2>&1 &
   echo $! >"$SHIM_PID"
@@ -147,6 +170,8 @@ jnx_auth is running (instance "$INSTANCE").
 Next:
   make sample-webhook     sign and POST a sample user.created to the shim
   make resend-webhook     POST the very same delivery again: answered "duplicate"
+  curl -H "Authorization: Bearer \$(make -s dev-token)" http://$LISTEN/api/me
+                          the sample user's profile, with a token signed by the dev key
   make psql               then: SELECT clerk_user_id, email, sync_state FROM jnx.users;
   make stop               stop the shim and the database
 MSG
@@ -169,11 +194,12 @@ MSG
     echo "database $DB recreated with the installed jnx_auth; shim restarted"
     ;;
   env) print_env ;;
+  dev-token) shift; dev_token "$@" ;;
   sample-webhook | resend-webhook)
     arg=$ROOT/test/fixtures/user_created.json
     [[ $1 == resend-webhook ]] && arg=--resend
     JNX_SECRET_FILE=$SECRET_FILE JNX_LISTEN=$LISTEN JNX_BASE=$BASE \
       python3 "$ROOT/test/fixtures/send_webhook.py" "$arg"
     ;;
-  *) sed -n '2,18p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+  *) sed -n '2,19p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
 esac

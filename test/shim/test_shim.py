@@ -494,6 +494,216 @@ def crash_during_a_stream_then_svix_style_resend_applies_each_event_once():
            f"({len(failed_first)} resent)")
 
 
+MINT = os.path.join(ROOT, "build", "jnx-mint")
+DEV_ISSUER = "https://clerk.dev.jnx.test"
+DEV_HEADER = '{"alg":"RS256","kid":"ins_dev","typ":"JWT"}'
+
+
+def mint(claims, header=DEV_HEADER, kid="ins_dev", key_dir=None, alg="RS256"):
+    out = subprocess.run([MINT, "token", key_dir or os.environ["JNX_BASE"], kid, header,
+                          claims if isinstance(claims, str) else json.dumps(claims), alg],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def session_claims(sub, **extra):
+    now = int(time.time())
+    c = {"sub": sub, "iss": DEV_ISSUER, "iat": now - 2, "nbf": now - 5, "exp": now + 600, "v": 2,
+         "sid": "sess_test"}
+    c.update(extra)
+    return c
+
+
+def get(path, token=None, authorization=None):
+    headers = {}
+    if token is not None:
+        headers["Authorization"] = "Bearer " + token
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    return request("GET", path, headers=headers)
+
+
+@test
+def me_with_a_valid_token_without_and_after_the_webhook():
+    user = f"user_me_{RUN}"
+    status, headers, data = get("/api/me")
+    expect_status(status, 401, data)
+    expect(headers.get("www-authenticate", "").startswith("Bearer"), headers)
+    token = mint(session_claims(user, o={"id": f"org_me_{RUN}", "rol": "admin", "slg": "me"}))
+    status, _, data = get("/api/me", token)
+    expect_status(status, 200, data)
+    profile = json.loads(data)
+    expect(profile["clerk_user_id"] == user and profile["sync_state"] == "provisional", profile)
+    expect(profile["org"]["clerk_org_id"] == f"org_me_{RUN}", profile)
+    body = user_event("user_me", "Mina")  # user_event appends _{RUN}
+    expect_status(deliver(body)[0], 200)
+    status, _, data = get("/api/me", token)
+    profile = json.loads(data)
+    expect(profile["sync_state"] == "synced" and profile["first_name"] == "Mina", profile)
+    # The identity ended with the request: the same pooled connections serve
+    # an anonymous request next, which must not see the previous user.
+    for _ in range(20):
+        status, _, data = get("/api/me")
+        expect_status(status, 401, data)
+
+
+@test
+def hostile_tokens_are_401_write_nothing_and_crash_nothing():
+    import tempfile
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    now = int(time.time())
+    user = f"user_hostile_{RUN}"
+    good = mint(session_claims(user))
+    h64, p64, s64 = good.split(".")
+    stranger_dir = tempfile.mkdtemp()
+    subprocess.run([MINT, "keygen", stranger_dir, "ins_dev"], check=True, capture_output=True)
+    subprocess.run([MINT, "keygen", stranger_dir, "ins_other"], check=True, capture_output=True)
+    flipped = s64[:10] + ("A" if s64[10] != "A" else "B") + s64[11:]
+    admin_claims = b64(json.dumps(session_claims("user_dave_admin")).encode())
+    hostile = {
+        "expired": mint(session_claims(user, exp=now - 100, iat=now - 200, nbf=now - 200)),
+        "not yet valid (nbf)": mint(session_claims(user, nbf=now + 600)),
+        "issued in the future (iat)": mint(session_claims(user, iat=now + 600)),
+        "tampered payload": f"{h64}.{admin_claims}.{s64}",
+        "tampered signature": f"{h64}.{p64}.{flipped}",
+        "alg none, no signature": b64(b'{"alg":"none","kid":"ins_dev"}') + f".{p64}.",
+        "alg none with signature": b64(b'{"alg":"none","kid":"ins_dev"}') + f".{p64}.{s64}",
+        "HS256 header": mint(session_claims(user), header='{"alg":"HS256","kid":"ins_dev"}'),
+        "HS256 signed with the public JWK": None,  # filled below
+        "ES256 header": mint(session_claims(user), header='{"alg":"ES256","kid":"ins_dev"}'),
+        "lower-case rs256": mint(session_claims(user), header='{"alg":"rs256","kid":"ins_dev"}'),
+        "unknown kid": mint(session_claims(user), header='{"alg":"RS256","kid":"ins_other"}',
+                            kid="ins_other", key_dir=stranger_dir),
+        "our kid, another key": mint(session_claims(user), key_dir=stranger_dir),
+        "no kid": mint(session_claims(user), header='{"alg":"RS256"}'),
+        "wrong issuer": mint(session_claims(user, iss="https://evil.example")),
+        "no issuer": mint({k: v for k, v in session_claims(user).items() if k != "iss"}),
+        "wrong party": mint(session_claims(user, azp="https://evil.example")),
+        "missing party": mint(session_claims(user)),
+        "no sub": mint({k: v for k, v in session_claims(user).items() if k != "sub"}),
+        "empty sub": mint(session_claims("")),
+        "string exp": mint(session_claims(user, exp=str(now + 600))),
+        "null nbf": mint(session_claims(user, nbf=None)),
+        "no exp": mint({k: v for k, v in session_claims(user).items() if k != "exp"}),
+        "claims not an object": mint("[1,2,3]"),
+        "claims a string": mint('"user_dave_admin"'),
+        "header not an object": mint(session_claims(user), header='["RS256"]'),
+        "duplicate sub": mint('{"sub":"%s","sub":"user_dave_admin","iss":"%s","exp":%d,"azp":"https://app.jnx.test"}'
+                              % (user, DEV_ISSUER, now + 600)),
+        "two parts": f"{h64}.{p64}",
+        "four parts": f"{good}.{s64}",
+        "padding": good + "==",
+        "standard base64 alphabet": good.replace("-", "+").replace("_", "/") if ("-" in good or "_" in good) else good[:-2] + "+/",
+        "empty segments": "..",
+        "not a JWT": "hello",
+        "100 KB of claims": mint(session_claims(user, pad="x" * 100_000)),
+    }
+    jwk = open(os.path.join(os.environ["JNX_BASE"], "dev-jwk.json")).read().strip().encode()
+    hs_input = b64(b'{"alg":"HS256","kid":"ins_dev"}') + "." + p64
+    import hashlib, hmac as hmac_mod
+    hostile["HS256 signed with the public JWK"] = hs_input + "." + b64(
+        hmac_mod.new(jwk, hs_input.encode(), hashlib.sha256).digest())
+    expect(len(hostile) >= 30, len(hostile))
+
+    state = lambda: psql("SELECT (SELECT count(*) FROM jnx.users) || '/' || (SELECT count(*) FROM jnx.audit_logs)"
+                         " || '/' || pg_postmaster_start_time()")
+    before = state()
+    psql(f"SELECT jnx.set_token_policy(ARRAY['{DEV_ISSUER}'], ARRAY['https://app.jnx.test'])")
+    try:
+        # With parties configured, a well-formed token with the right azp passes ...
+        ok_token = mint(session_claims(f"user_hostile_ok_{RUN}", azp="https://app.jnx.test"))
+        status, _, data = get("/api/me", ok_token)
+        expect_status(status, 200, data)
+        psql(f"DELETE FROM jnx.users WHERE clerk_user_id = 'user_hostile_ok_{RUN}'")
+        # ... and every hostile one is refused the same way.
+        for name, token in hostile.items():
+            status, headers, data = get("/api/me", token)
+            expect(status == 401, f"{name}: HTTP {status} {data[:100]!r}")
+            expect(headers.get("www-authenticate") == 'Bearer error="invalid_token"', f"{name}: {headers}")
+            expect(json.loads(data) == {"error": "invalid_token"}, f"{name}: {data!r}")
+        # Not a bearer token at all.
+        for auth in ("Basic dXNlcjpwYXNz", "Bearer", "bearer", good):
+            status, _, data = get("/api/me", authorization=auth)
+            expect_status(status, 401, data)
+    finally:
+        psql(f"SELECT jnx.set_token_policy(ARRAY['{DEV_ISSUER}'], '{{}}')")
+    after = state()
+    users_before, audits_before, start_before = before.split("/", 2)
+    users_after, audits_after, start_after = after.split("/", 2)
+    expect(start_after == start_before, "the database restarted: a backend crashed")
+    expect(users_after == users_before, f"users {users_before} -> {users_after}: a hostile token wrote")
+    # Only the one valid request (and its cleanup) touched the audit log.
+    expect(int(audits_after) - int(audits_before) == 2, f"audit rows {audits_before} -> {audits_after}")
+    log = open(os.environ["JNX_SHIM_LOG"], encoding="utf-8", errors="replace").read()
+    expect(s64[:40] not in log and p64[:40] not in log, "a token reached the log")
+
+
+@test
+def admin_users_for_org_admins_and_platform_admins_only():
+    org = f"org_adm_{RUN}"
+    members = [f"user_adm{i}_{RUN}" for i in range(3)]
+    for i, u in enumerate(members):
+        ev = {"type": "organizationMembership.created", "object": "event",
+              "data": {"id": f"orgmem_adm{i}_{RUN}", "role": "org:admin" if i == 0 else "org:member",
+                       "created_at": 1764150000000 + i, "updated_at": 1764150000000,
+                       "organization": {"id": org, "name": "Adm"}, "public_user_data": {"user_id": u}}}
+        expect_status(deliver(json.dumps(ev).encode())[0], 200)
+    admin = mint(session_claims(members[0], o={"id": org, "rol": "admin"}))
+    member = mint(session_claims(members[1], o={"id": org, "rol": "member"}))
+    status, _, data = get("/api/admin/users", admin)
+    expect_status(status, 200, data)
+    expect(sorted(u["clerk_user_id"] for u in json.loads(data)) == sorted(members), data)
+    status, _, data = get("/api/admin/users", member)
+    expect_status(status, 403, data)
+    status, _, data = get(f"/api/admin/users?org=org_someone_else", admin)
+    expect_status(status, 403, data)
+    # A platform admin (public_metadata.role = admin) may name any org.
+    platform = f"user_platform_{RUN}"
+    pdata = json.loads(user_event("user_platform", "Pat"))
+    pdata["data"]["public_metadata"] = {"role": "admin"}
+    expect_status(deliver(json.dumps(pdata).encode())[0], 200)
+    status, _, data = get(f"/api/admin/users?org={org}", mint(session_claims(platform)))
+    expect_status(status, 200, data)
+    expect(len(json.loads(data)) == 3, data)
+    status, _, data = get("/api/admin/users")
+    expect_status(status, 401, data)
+
+
+@test
+def retired_auth_routes_are_410():
+    for path in ("/api/auth/login", "/api/auth/signup", "/api/auth/user"):
+        for method in ("GET", "POST"):
+            status, _, data = request(method, path, b"{}" if method == "POST" else b"",
+                                      {"content-type": "application/json"})
+            expect_status(status, 410, data)
+            expect(json.loads(data)["error"] == "gone", data)
+
+
+@test
+def me_and_user_created_race_for_thirty_new_users():
+    users = [f"user_race{i}_{RUN}" for i in range(30)]
+    tokens = [mint(session_claims(u)) for u in users]
+    deliveries = []
+    for i, u in enumerate(users):
+        ev = json.loads(user_event(f"user_race{i}", f"Racer{i}"))
+        body = json.dumps(ev).encode()
+        deliveries.append((body, svix.headers(SECRET, body)))
+
+    def one(i):
+        if i % 2 == 0:
+            return get("/api/me", tokens[i // 2])
+        body, headers = deliveries[i // 2]
+        return deliver(body, headers)
+
+    results = concurrently(60, one)
+    statuses = sorted({r[0] for r in results})
+    expect(statuses == [200], f"statuses {statuses}: {[r for r in results if r[0] != 200][:2]}")
+    ids = "','".join(users)
+    row = psql(f"SELECT count(*) || ' ' || count(*) FILTER (WHERE sync_state = 'synced' AND first_name LIKE 'Racer%') "
+               f"FROM jnx.users WHERE clerk_user_id IN ('{ids}')")
+    expect(row == "30 30", f"rows / synced with the webhook's data: {row}")
+
+
 @test
 def sigterm_finishes_the_request_in_flight_and_exits_0():
     import signal
