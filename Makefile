@@ -117,13 +117,17 @@ fuzz: $(FUZZ_TARGETS)
 # --- benchmarks (not part of make test) ------------------------------------------
 $(BUILD)/bench_webhook: test/bench/bench_webhook.cpp $(CORE_SRCS) $(wildcard extension/core/*.h)
 	@mkdir -p $(BUILD)
-	$(CXX) -std=c++17 -Wall -Wextra -Werror -O2 -Iextension -o $@ $< $(CORE_SRCS) $(OPENSSL_LIBS)
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -O2 -Iextension -o $@ $< $(CORE_SRCS) -ljansson $(OPENSSL_LIBS)
 
 $(BUILD)/loadgen: test/bench/loadgen.cpp $(CORE_SRCS) $(wildcard extension/core/*.h)
 	@mkdir -p $(BUILD)
-	$(CXX) $(CXX_STD) -Iextension -I$(PQ_INCLUDE) -o $@ $< $(CORE_SRCS) $(HTTPLIB_FLAGS) -lpq -lpthread $(OPENSSL_LIBS)
+	$(CXX) $(CXX_STD) -Iextension -I$(PQ_INCLUDE) -o $@ $< $(CORE_SRCS) $(HTTPLIB_FLAGS) -lpq -lpthread -ljansson $(OPENSSL_LIBS)
 
-bench: $(BUILD)/bench_webhook $(BUILD)/loadgen all
+$(BUILD)/bench_token: test/bench/bench_token.cpp test/tools/token_util.h $(CORE_SRCS) $(wildcard extension/core/*.h)
+	@mkdir -p $(BUILD)
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -O2 -Iextension -o $@ $< $(CORE_SRCS) -ljansson $(OPENSSL_LIBS)
+
+bench: $(BUILD)/bench_webhook $(BUILD)/bench_token $(BUILD)/loadgen $(BUILD)/jnx-mint all
 	bash test/bench/run.sh
 
 # --- development environment -----------------------------------------------------

@@ -58,7 +58,8 @@ class KeySet {
   size_t size() const;
 
   struct Impl;
-  const Impl *impl() const { return impl_.get(); }
+  // Verification reuses per-key OpenSSL contexts: not for concurrent use.
+  Impl *impl() const { return impl_.get(); }
 
  private:
   std::unique_ptr<Impl> impl_;

@@ -5,6 +5,10 @@
 #      (in-process, alternating rounds), and vs `openssl speed -hmac sha256`;
 #   2. jnx.verify_webhook through SQL vs `SELECT 1`, both with pgbench
 #      (prepared, 2 clients), alternating rounds on a private "bench" cluster;
+#   4. session tokens: the core's full verification vs OpenSSL's RSA-2048
+#      verify (in process, and `openssl speed rsa2048`);
+#   5. GET /api/me through the shim (wrk, 16 connections) vs pgbench running
+#      the same transaction (authenticate, SET LOCAL ROLE, jnx.me()) alone.
 #   3. webhooks end to end: test/bench/loadgen (signed user.created deliveries
 #      through jnx-shim, events/s, p50/p99, rows checked) at 16 and 64
 #      clients, against pgbench running the same ingest transaction alone.
@@ -87,5 +91,30 @@ for c in 16 64; do
   awk -v a="$shim_eps" -v b="$ref" -v c="$c" \
     'BEGIN { printf "  concurrency %3d: PostgreSQL alone %7.0f tx/s; ratio shim/PostgreSQL %.3f (goal >= 0.80)\n", c, b, a / b }'
 done
+
+echo
+echo "== 4. session tokens: jnx VerifyToken vs OpenSSL RSA-2048 verify"
+token_out=$(./build/bench_token)
+echo "$token_out"
+ours=$(sed -n 's/.*VerifyToken (full verification): *\([0-9]*\) verifies.*/\1/p' <<<"$token_out")
+speed=$(openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048 bits/ {print $NF}')
+awk -v a="$ours" -v b="$speed" 'BEGIN { printf "  openssl speed rsa2048: %.0f verify/s; ratio token/openssl-speed %.3f\n", b, a / b }'
+
+echo
+echo "== 5. GET /api/me: jnx-shim (wrk -c 16) vs the same transaction in pgbench (${E2E_SECONDS}s each)"
+token=$($CLUSTER dev-token user_bench_me)
+me_out=$(wrk -t 2 -c 16 -d "${E2E_SECONDS}s" --latency -H "Authorization: Bearer $token" "http://$JNX_LISTEN/api/me")
+shim_rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$me_out")
+non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$me_out")
+p50=$(awk '$1 == "50%" {print $2}' <<<"$me_out")
+p99=$(awk '$1 == "99%" {print $2}' <<<"$me_out")
+printf "BEGIN;\nSELECT jnx.authenticate('%s') IS NOT NULL;\nSET LOCAL ROLE authenticated;\nSELECT jnx.me();\nCOMMIT;\n" \
+  "$token" >"$work/me.sql"
+ref=$(pgbench -n -c 16 -j 2 -T "$E2E_SECONDS" -f "$work/me.sql" 2>/dev/null |
+  sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
+echo "  jnx-shim /api/me: $shim_rps requests/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}"
+awk -v a="$shim_rps" -v b="$ref" \
+  'BEGIN { printf "  PostgreSQL alone %.0f tx/s; ratio shim/PostgreSQL %.3f (goal >= 0.80)\n", b, a / b }'
+[[ -z $non2xx ]] || status=1
 rm -rf "$work"
 exit $status

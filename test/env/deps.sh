@@ -9,7 +9,7 @@ PACKAGES=(
   libpq-dev libssl-dev libjansson-dev libcpp-httplib-dev
   libgtest-dev libbenchmark-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev clang-format clang-tidy
-  python3 curl openssl
+  python3 curl openssl wrk
 )
 
 missing=()
