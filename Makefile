@@ -164,6 +164,22 @@ test: deps
 	$(MAKE) install
 	bash test/run-all.sh
 
+# --- symbol clashes ---------------------------------------------------------------
+# Inside a backend, a name the postgres executable exports wins over the same
+# name in a library we link: jansson's json_object() called from our module
+# runs PostgreSQL's json_object instead, and crashes. Fail when a symbol we
+# import is exported both by the server and by one of our other libraries.
+PG_BINDIR := $(shell $(PG_CONFIG) --bindir 2>/dev/null)
+symbols-check: all
+	@mkdir -p $(BUILD)
+	@nm -D --defined-only $(PG_BINDIR)/postgres | awk '{print $$3}' | sort -u > $(BUILD)/postgres.syms
+	@nm -D --undefined-only $(MODULE_big)$(DLSUFFIX) | awk '{print $$2}' | sed 's/@.*//' | sort -u > $(BUILD)/module.syms
+	@nm -D --defined-only $$(ldd $(MODULE_big)$(DLSUFFIX) | awk '/=>/ {print $$3}' | \
+	    grep -E 'jansson|libssl|libcrypto|stdc\+\+|gcc_s') | awk '{print $$3}' | sed 's/@.*//' | sort -u > $(BUILD)/libs.syms
+	@clash=$$(comm -12 $(BUILD)/postgres.syms $(BUILD)/module.syms | comm -12 - $(BUILD)/libs.syms); \
+	if [ -n "$$clash" ]; then echo "resolve to PostgreSQL's symbols, not our libraries': $$clash" >&2; exit 1; fi; \
+	echo "symbols-check: $$(wc -l < $(BUILD)/module.syms) imported symbols, none shadowed by the postgres executable"
+
 # --- style -----------------------------------------------------------------------
 FORMAT_FILES = $(wildcard extension/core/*.cpp extension/core/*.h extension/pg/*.cpp extension/pg/*.h \
                shim/*.cpp shim/*.h test/unit/*.cpp test/fuzz/*.cpp test/bench/*.cpp test/tools/*.h \
@@ -182,4 +198,4 @@ clean: clean-local
 clean-local:
 	rm -rf $(BUILD) shim/jnx-shim results regression.diffs regression.out
 
-.PHONY: dev-token regress-tokens tools unit fuzz bench deps run stop psql reset sample-webhook resend-webhook test format format-check lint clean-local
+.PHONY: symbols-check dev-token regress-tokens tools unit fuzz bench deps run stop psql reset sample-webhook resend-webhook test format format-check lint clean-local

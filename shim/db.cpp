@@ -122,26 +122,28 @@ DbResult Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool transact
     return result;
   }
   PGconn *conn = slot->conn;
-  if (transaction && !Simple(conn, "BEGIN", &result)) return result;
-  bool ok = true;
+  // Named steps are prepared once per connection, before the pipeline.
   for (const Step &step : steps) {
-    PGresult *res = nullptr;
-    if (step.name == nullptr) {
-      res = PQexec(conn, step.sql);
-    } else {
-      const int n = static_cast<int>(step.params.size());
-      if (std::find(slot->prepared.begin(), slot->prepared.end(), step.name) ==
-          slot->prepared.end()) {
-        PGresult *prep = PQprepare(conn, step.name, step.sql, n, nullptr);
-        const bool prepared = PQresultStatus(prep) == PGRES_COMMAND_OK;
-        if (!prepared) SetError(conn, prep, &result);
-        PQclear(prep);
-        if (!prepared) {
-          ok = false;
-          break;
-        }
-        slot->prepared.emplace_back(step.name);
-      }
+    if (step.name == nullptr || std::find(slot->prepared.begin(), slot->prepared.end(),
+                                          step.name) != slot->prepared.end()) {
+      continue;
+    }
+    PGresult *prep =
+        PQprepare(conn, step.name, step.sql, static_cast<int>(step.params.size()), nullptr);
+    const bool prepared = PQresultStatus(prep) == PGRES_COMMAND_OK;
+    if (!prepared) SetError(conn, prep, &result);
+    PQclear(prep);
+    if (!prepared) return result;
+    slot->prepared.emplace_back(step.name);
+  }
+  if (transaction) {
+    // BEGIN, the steps and COMMIT in one round trip (libpq pipeline mode).
+    // Parameters travel apart from the statement text, so a failed
+    // authentication never writes a token into the server's log.
+    bool sent = PQenterPipelineMode(conn) == 1 &&
+                PQsendQueryParams(conn, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+    for (const Step &step : steps) {
+      if (!sent) break;
       std::vector<const char *> values(step.params.size());
       std::vector<int> lengths(step.params.size()), formats(step.params.size());
       for (size_t i = 0; i < step.params.size(); ++i) {
@@ -149,33 +151,98 @@ DbResult Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool transact
         lengths[i] = step.params[i].length;
         formats[i] = step.params[i].binary ? 1 : 0;
       }
-      res = PQexecPrepared(conn, step.name, n, values.data(), lengths.data(), formats.data(), 0);
+      const int n = static_cast<int>(step.params.size());
+      sent = step.name != nullptr ? PQsendQueryPrepared(conn, step.name, n, values.data(),
+                                                        lengths.data(), formats.data(), 0) == 1
+                                  : PQsendQueryParams(conn, step.sql, n, nullptr, values.data(),
+                                                      lengths.data(), formats.data(), 0) == 1;
     }
-    const ExecStatusType status = PQresultStatus(res);
-    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
-      result.columns.clear();
-      if (status == PGRES_TUPLES_OK && PQntuples(res) > 0) {
-        for (int c = 0; c < PQnfields(res); ++c) {
-          result.columns.emplace_back(PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
+    sent = sent &&
+           PQsendQueryParams(conn, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
+           PQpipelineSync(conn) == 1;
+    bool ok = sent;
+    if (!sent) SetError(conn, nullptr, &result);
+    // Results: BEGIN, each step, COMMIT (each followed by a NULL), then the sync.
+    for (size_t index = 0; sent && index <= steps.size() + 1; ++index) {
+      PGresult *res = PQgetResult(conn);
+      if (res == nullptr) {
+        SetError(conn, nullptr, &result);
+        ok = false;
+        break;
+      }
+      const ExecStatusType status = PQresultStatus(res);
+      if (status == PGRES_FATAL_ERROR) {
+        if (ok) SetError(conn, res, &result);
+        ok = false;
+      } else if (ok && index == steps.size() && status == PGRES_TUPLES_OK) {
+        result.columns.clear();
+        if (PQntuples(res) > 0) {
+          for (int c = 0; c < PQnfields(res); ++c) {
+            result.columns.emplace_back(PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
+          }
         }
       }
       PQclear(res);
-      continue;
+      while (PGresult *extra = PQgetResult(conn)) PQclear(extra);  // the NULL after each command
     }
-    SetError(conn, res, &result);
-    PQclear(res);
-    ok = false;
-    break;
-  }
-  if (transaction) {
-    if (ok) {
-      ok = Simple(conn, "COMMIT", &result);
-    } else if (PQstatus(conn) == CONNECTION_OK) {
+    // The sync marks the end of the pipeline.
+    while (sent) {
+      PGresult *res = PQgetResult(conn);
+      if (res == nullptr) {
+        if (PQstatus(conn) != CONNECTION_OK) break;  // the connection died: no sync will come
+        continue;
+      }
+      const bool done = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+      PQclear(res);
+      if (done || PQstatus(conn) != CONNECTION_OK) break;
+    }
+    if (PQstatus(conn) == CONNECTION_OK) PQexitPipelineMode(conn);
+    if (!ok && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
       DbResult ignored;
       Simple(conn, "ROLLBACK", &ignored);
     }
+    if (ok && PQstatus(conn) != CONNECTION_OK) {
+      SetError(conn, nullptr, &result);
+      ok = false;
+    }
+    if (ok) result.kind = DbResult::Kind::kOk;
+    return result;
   }
-  if (ok) result.kind = DbResult::Kind::kOk;
+  for (const Step &step : steps) {
+    const int n = static_cast<int>(step.params.size());
+    if (std::find(slot->prepared.begin(), slot->prepared.end(), step.name) ==
+        slot->prepared.end()) {
+      PGresult *prep = PQprepare(conn, step.name, step.sql, n, nullptr);
+      const bool prepared = PQresultStatus(prep) == PGRES_COMMAND_OK;
+      if (!prepared) SetError(conn, prep, &result);
+      PQclear(prep);
+      if (!prepared) return result;
+      slot->prepared.emplace_back(step.name);
+    }
+    std::vector<const char *> values(step.params.size());
+    std::vector<int> lengths(step.params.size()), formats(step.params.size());
+    for (size_t i = 0; i < step.params.size(); ++i) {
+      values[i] = step.params[i].data;
+      lengths[i] = step.params[i].length;
+      formats[i] = step.params[i].binary ? 1 : 0;
+    }
+    PGresult *res =
+        PQexecPrepared(conn, step.name, n, values.data(), lengths.data(), formats.data(), 0);
+    const ExecStatusType status = PQresultStatus(res);
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+      SetError(conn, res, &result);
+      PQclear(res);
+      return result;
+    }
+    result.columns.clear();
+    if (status == PGRES_TUPLES_OK && PQntuples(res) > 0) {
+      for (int c = 0; c < PQnfields(res); ++c) {
+        result.columns.emplace_back(PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
+      }
+    }
+    PQclear(res);
+  }
+  result.kind = DbResult::Kind::kOk;
   return result;
 }
 

@@ -31,8 +31,8 @@ struct DbResult {
   int attempts = 0;
 };
 
-// One statement of a transaction. Without a name it is sent as simple SQL
-// (SET LOCAL ROLE ...); with one, prepared once per connection.
+// One statement: with a name, prepared once per connection; without, sent as
+// it is (SET LOCAL ROLE ...). Parameters are always bound, never inlined.
 struct Step {
   const char *name = nullptr;
   const char *sql = nullptr;
@@ -56,9 +56,9 @@ class Pool {
   DbResult Call(const char *name, const char *sql, const std::vector<Param> &params,
                 const RetryPolicy &policy = RetryPolicy());
 
-  // Runs the steps in one transaction (BEGIN ... COMMIT) on one connection;
-  // the result is the last step's first row. Any error rolls back and is
-  // returned; transient ones are retried as a whole.
+  // Runs the steps in one transaction (BEGIN ... COMMIT) on one connection,
+  // in one round trip; the result is the last step's first row. Any error
+  // rolls back and is returned; transient ones are retried as a whole.
   DbResult Transaction(const std::vector<Step> &steps, const RetryPolicy &policy = RetryPolicy());
 
   int size() const { return static_cast<int>(slots_.size()); }

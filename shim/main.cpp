@@ -142,6 +142,13 @@ bool BearerToken(const httplib::Request &req, std::string *token) {
   for (char &c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (scheme != "bearer ") return false;
   *token = value.substr(7);
+  // A JWT is printable ASCII; anything else is refused here (as invalid).
+  for (char c : *token) {
+    if (c <= ' ' || c > '~') {
+      token->clear();
+      return false;
+    }
+  }
   return !token->empty();
 }
 

@@ -74,6 +74,7 @@ suite "unit (GoogleTest, extension/core)" make -s unit
 suite "fuzz (libFuzzer + ASan/UBSan, ${FUZZ_SECONDS}s per target)" make -s fuzz FUZZ_SECONDS="$FUZZ_SECONDS"
 suite "format (clang-format)" make -s format-check
 suite "lint (clang-tidy)" make -s lint
+suite "symbols (no library call shadowed by the server)" make -s symbols-check
 suite "private cluster and shim" fresh_cluster
 suite "pg_regress (make installcheck)" regress
 suite "pgTAP (pg_prove)" pgtap

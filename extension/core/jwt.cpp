@@ -336,7 +336,13 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
     claims_out->assign(payload_json);
     return TokenError::kOk;
   }
-  Json extra(json_object());
+  // Not json_object(): inside a backend that name resolves to PostgreSQL's
+  // own json_object (the SQL function), which crashes. jansson's parser
+  // makes the object through its internal calls. (make symbols-check guards
+  // every imported name.)
+  json_error_t error;
+  Json extra(json_loadb("{}", 2, 0, &error));
+  if (!extra) return TokenError::kInternal;
   const char *id = StringMember(o, "id");
   const char *rol = StringMember(o, "rol");
   const char *slg = StringMember(o, "slg");

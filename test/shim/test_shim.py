@@ -772,6 +772,16 @@ def logs_are_json_lines_without_pii():
         expect(needle not in text, f"log contains {needle!r}")
 
 
+@test
+def no_backend_crashed_during_the_suite():
+    # A backend killed by a signal restarts the whole server: data loss in
+    # production. The server's log names every such death.
+    log_path = os.path.join(os.environ["JNX_BASE"], "postgresql.log")
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        deaths = [line.strip() for line in f if "terminated by signal" in line]
+    expect(not deaths, f"backend crashes: {deaths[:3]}")
+
+
 def main() -> int:
     passed = failed = 0
     for n, fn in enumerate(TESTS, 1):
