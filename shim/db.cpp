@@ -104,6 +104,15 @@ void SetError(PGconn *conn, const PGresult *res, DbResult *result) {
   }
 }
 
+// The first row of a result, as text ("" for NULL).
+void CopyFirstRow(const PGresult *res, DbResult *result) {
+  result->columns.clear();
+  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) == 0) return;
+  for (int c = 0; c < PQnfields(res); ++c) {
+    result->columns.emplace_back(PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
+  }
+}
+
 bool Simple(PGconn *conn, const char *sql, DbResult *result) {
   PGresult *res = PQexec(conn, sql);
   const bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
@@ -174,13 +183,8 @@ DbResult Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool transact
       if (status == PGRES_FATAL_ERROR) {
         if (ok) SetError(conn, res, &result);
         ok = false;
-      } else if (ok && index == steps.size() && status == PGRES_TUPLES_OK) {
-        result.columns.clear();
-        if (PQntuples(res) > 0) {
-          for (int c = 0; c < PQnfields(res); ++c) {
-            result.columns.emplace_back(PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
-          }
-        }
+      } else if (ok && index == steps.size()) {
+        CopyFirstRow(res, &result);
       }
       PQclear(res);
       while (PGresult *extra = PQgetResult(conn)) PQclear(extra);  // the NULL after each command
@@ -234,12 +238,7 @@ DbResult Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool transact
       PQclear(res);
       return result;
     }
-    result.columns.clear();
-    if (status == PGRES_TUPLES_OK && PQntuples(res) > 0) {
-      for (int c = 0; c < PQnfields(res); ++c) {
-        result.columns.emplace_back(PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
-      }
-    }
+    CopyFirstRow(res, &result);
     PQclear(res);
   }
   result.kind = DbResult::Kind::kOk;

@@ -47,12 +47,7 @@ bool DecodeInto(const char *secret, size_t secret_len, char *out, size_t *out_le
 }
 
 void LoadSecrets() {
-  Oid nsp = get_namespace_oid("jnx", false);
-  Oid relid = get_relname_relid("webhook_secrets", nsp);
-  if (!OidIsValid(relid)) {
-    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("jnx.webhook_secrets does not exist"),
-                    errhint("Is the jnx_auth extension installed in this database?")));
-  }
+  Oid relid = ConfigRelid("webhook_secrets");
   if (config_context == nullptr) {
     config_context =
         AllocSetContextCreate(TopMemoryContext, "jnx_auth config", ALLOCSET_SMALL_SIZES);
@@ -65,12 +60,7 @@ void LoadSecrets() {
   secrets_valid = true;
 
   // Secrets are readable by the table's owner only; read them as that owner.
-  Oid save_user;
-  int save_sec;
-  GetUserIdAndSecContext(&save_user, &save_sec);
-  SetUserIdAndSecContext(RelationOwner(relid),
-                         save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  OwnerRead read = BeginOwnerRead(relid);
   int rc = SPI_execute("SELECT secret FROM jnx.webhook_secrets ORDER BY position", true,
                        kMaxWebhookSecrets + 1);
   if (rc != SPI_OK_SELECT) elog(ERROR, "reading jnx.webhook_secrets failed: %d", rc);
@@ -89,18 +79,47 @@ void LoadSecrets() {
     }
     cached_keys.keys[cached_keys.count++] = std::string_view(buf, key_len);
   }
-  SPI_finish();
-  SetUserIdAndSecContext(save_user, save_sec);
+  EndOwnerRead(read);
 }
 
 }  // namespace
 
-Oid RelationOwner(Oid relid) {
+Oid ConfigRelid(const char *name) {
+  Oid relid = get_relname_relid(name, get_namespace_oid("jnx", false));
+  if (!OidIsValid(relid)) {
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("jnx.%s does not exist", name),
+                    errhint("Is the jnx_auth extension installed in this database?")));
+  }
+  return relid;
+}
+
+OwnerRead BeginOwnerRead(Oid relid) {
   HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
   if (!HeapTupleIsValid(tuple)) elog(ERROR, "cache lookup failed for relation %u", relid);
   Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relowner;
   ReleaseSysCache(tuple);
-  return owner;
+  OwnerRead read;
+  GetUserIdAndSecContext(&read.save_user, &read.save_sec);
+  SetUserIdAndSecContext(
+      owner, read.save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  return read;
+}
+
+void EndOwnerRead(const OwnerRead &read) {
+  SPI_finish();
+  SetUserIdAndSecContext(read.save_user, read.save_sec);
+}
+
+int64 UnixSeconds(TimestampTz ts) {
+  if (TIMESTAMP_NOT_FINITE(ts)) {
+    ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+                    errmsg("now must be a finite timestamp")));
+  }
+  // Floor division, so that instants before 1970 round the same way.
+  int64 secs = ts / USECS_PER_SEC;
+  if (ts % USECS_PER_SEC < 0) secs -= 1;
+  return secs + static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 }
 
 void InitConfigCache() {

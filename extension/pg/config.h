@@ -8,6 +8,10 @@
 
 #include "pg.h"
 
+extern "C" {
+#include "datatype/timestamp.h"
+}
+
 namespace jnx::pg {
 
 inline constexpr int kMaxWebhookSecrets = 16;
@@ -21,8 +25,21 @@ struct SecretKeys {
 void InitConfigCache();
 void InitTokenCache();
 
-// The owner of a relation (for reading owner-only configuration). May ereport.
-Oid RelationOwner(Oid relid);
+// The oid of table jnx.<name>; raises when the extension's table is missing.
+Oid ConfigRelid(const char *name);
+
+// Reading an owner-only table from any caller: switch to the table's owner
+// and connect SPI; EndOwnerRead undoes both (an error undoes them too, with
+// the (sub)transaction). Trivially destructible, so safe across ereport.
+struct OwnerRead {
+  Oid save_user;
+  int save_sec;
+};
+OwnerRead BeginOwnerRead(Oid relid);
+void EndOwnerRead(const OwnerRead &read);
+
+// Unix seconds of a finite timestamptz (floor); raises 22008 for infinity.
+int64 UnixSeconds(TimestampTz ts);
 
 // The decoded keys, reading jnx.webhook_secrets as its owner when the cache is
 // stale. May ereport: call it from a frame that holds no C++ object.

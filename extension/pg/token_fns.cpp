@@ -80,24 +80,14 @@ bool BuildTokenConfig(const char *jwks, const char *issuers, const char *parties
 }
 
 void LoadTokenConfig() {
-  Oid nsp = get_namespace_oid("jnx", false);
-  Oid relid = get_relname_relid("token_config", nsp);
-  if (!OidIsValid(relid)) {
-    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("jnx.token_config does not exist"),
-                    errhint("Is the jnx_auth extension installed in this database?")));
-  }
+  Oid relid = ConfigRelid("token_config");
   token_config_relid = relid;
   token_config_valid = true;  // an invalidation during the read clears it again
 
   MemoryContext caller = CurrentMemoryContext;
   char *jwks = nullptr, *issuers = nullptr, *parties = nullptr;
   int leeway = 5;
-  Oid save_user;
-  int save_sec;
-  GetUserIdAndSecContext(&save_user, &save_sec);
-  SetUserIdAndSecContext(RelationOwner(relid),
-                         save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  OwnerRead read = BeginOwnerRead(relid);
   int rc = SPI_execute(
       "SELECT jwks::text, array_to_string(issuers, E'\\n'), "
       "array_to_string(authorized_parties, E'\\n'), leeway_seconds FROM jnx.token_config",
@@ -114,8 +104,7 @@ void LoadTokenConfig() {
     char *l = copy(4);
     if (l != nullptr) leeway = pg_strtoint32(l);
   }
-  SPI_finish();
-  SetUserIdAndSecContext(save_user, save_sec);
+  EndOwnerRead(read);
 
   Failure failure;
   if (!BuildTokenConfig(jwks, issuers, parties, leeway, &failure)) {
@@ -175,22 +164,12 @@ void VerifyWorker(std::string_view token, const TokenConfig &config, int64 now, 
   });
 }
 
-int64 UnixNow(TimestampTz ts) {
-  if (TIMESTAMP_NOT_FINITE(ts)) {
-    ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-                    errmsg("now must be a finite timestamp")));
-  }
-  int64 secs = ts / USECS_PER_SEC;
-  if (ts % USECS_PER_SEC < 0) secs -= 1;
-  return secs + static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-}
-
 Verified Verify(text *token, TimestampTz now) {
   const TokenConfig &config = CurrentTokenConfig();
   Verified out;
   Failure failure;
-  VerifyWorker(std::string_view(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token)), config, UnixNow(now),
-               &out, &failure);
+  VerifyWorker(std::string_view(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token)), config,
+               UnixSeconds(now), &out, &failure);
   if (failure.failed()) RaiseFailure(failure);
   return out;
 }

@@ -93,17 +93,6 @@ void CheckSecretWorker(std::string_view secret, Failure *failure) noexcept {
   });
 }
 
-int64 UnixSeconds(TimestampTz ts) {
-  if (TIMESTAMP_NOT_FINITE(ts)) {
-    ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-                    errmsg("now must be a finite timestamp")));
-  }
-  // Floor division, so that instants before 1970 round the same way.
-  int64 secs = ts / USECS_PER_SEC;
-  if (ts % USECS_PER_SEC < 0) secs -= 1;
-  return secs + static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-}
-
 void RaiseMissing(const char *what) {
   ereport(ERROR,
           (errcode(kWebhookMalformedHeader), errmsg("webhook headers are missing or malformed"),
