@@ -98,6 +98,7 @@ $(BUILD)/jnx-mint: test/tools/mint.cpp test/tools/token_util.h $(CORE_SRCS) $(wi
 tools: $(BUILD)/jnx-mint
 
 export JNX_TOKENS_FILE = $(abspath $(BUILD))/regress-tokens/tokens.psql
+export JNX_SVIX_VECTOR_FILE = $(abspath test/fixtures/svix_vector.psql)
 regress-tokens: $(BUILD)/jnx-mint
 	@bash test/env/tokens.sh $(BUILD)/regress-tokens >/dev/null
 

@@ -17,13 +17,18 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
--- The public Svix test vector, used across the suite.
+-- The public Svix test vector, used across the suite. It lives in
+-- test/fixtures/svix_vector.psql (make installcheck passes its path).
+\getenv vector_file JNX_SVIX_VECTOR_FILE
+\set ECHO none
+\i :vector_file
+\set ECHO all
 CREATE TABLE regress.vector AS SELECT
-    'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'::text AS secret,
-    'msg_p5jXN8AQM9LWM0D4loKWxJek'::text AS msg_id,
-    1614265330::bigint AS ts,
-    convert_to('{"test": 2432232314}', 'UTF8') AS body,
-    'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE='::text AS signature;
+    :'svix_secret'::text AS secret,
+    :'svix_msg_id'::text AS msg_id,
+    :svix_timestamp::bigint AS ts,
+    convert_to(:'svix_body', 'UTF8') AS body,
+    :'svix_signature'::text AS signature;
 
 -- Deliveries signed with the vector's secret at the current time, as Svix sends them.
 -- (Parameters are named p_*: in SQL functions a column name would win.)
