@@ -116,7 +116,7 @@ fuzz: $(FUZZ_TARGETS)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash test/fuzz/run.sh $(FUZZ_TARGETS)
 
 # --- benchmarks (not part of make test) ------------------------------------------
-$(BUILD)/bench_webhook: test/bench/bench_webhook.cpp $(CORE_SRCS) $(wildcard extension/core/*.h)
+$(BUILD)/bench_webhook: test/bench/bench_webhook.cpp test/bench/bench_util.h $(CORE_SRCS) $(wildcard extension/core/*.h)
 	@mkdir -p $(BUILD)
 	$(CXX) -std=c++17 -Wall -Wextra -Werror -O2 -Iextension -o $@ $< $(CORE_SRCS) -ljansson $(OPENSSL_LIBS)
 
@@ -124,7 +124,7 @@ $(BUILD)/loadgen: test/bench/loadgen.cpp $(CORE_SRCS) $(wildcard extension/core/
 	@mkdir -p $(BUILD)
 	$(CXX) $(CXX_STD) -Iextension -I$(PQ_INCLUDE) -o $@ $< $(CORE_SRCS) $(HTTPLIB_FLAGS) -lpq -lpthread -ljansson $(OPENSSL_LIBS)
 
-$(BUILD)/bench_token: test/bench/bench_token.cpp test/tools/token_util.h $(CORE_SRCS) $(wildcard extension/core/*.h)
+$(BUILD)/bench_token: test/bench/bench_token.cpp test/bench/bench_util.h test/tools/token_util.h $(CORE_SRCS) $(wildcard extension/core/*.h)
 	@mkdir -p $(BUILD)
 	$(CXX) -std=c++17 -Wall -Wextra -Werror -O2 -Iextension -o $@ $< $(CORE_SRCS) -ljansson $(OPENSSL_LIBS)
 
@@ -183,7 +183,7 @@ symbols-check: all
 
 # --- style -----------------------------------------------------------------------
 FORMAT_FILES = $(wildcard extension/core/*.cpp extension/core/*.h extension/pg/*.cpp extension/pg/*.h \
-               shim/*.cpp shim/*.h test/unit/*.cpp test/fuzz/*.cpp test/bench/*.cpp test/tools/*.h \
+               shim/*.cpp shim/*.h test/unit/*.cpp test/fuzz/*.cpp test/bench/*.cpp test/bench/*.h test/tools/*.h \
                test/tools/*.cpp)
 format:
 	clang-format -i $(FORMAT_FILES)

@@ -43,12 +43,6 @@ Pool::~Pool() {
   }
 }
 
-int Pool::in_use() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return static_cast<int>(
-      std::count_if(slots_.begin(), slots_.end(), [](const Slot &s) { return s.busy; }));
-}
-
 Pool::Slot *Pool::Acquire() {
   std::unique_lock<std::mutex> lock(mutex_);
   Slot *found = nullptr;
@@ -293,7 +287,6 @@ DbResult Pool::Run(const std::vector<Step> &steps, bool transaction, const Retry
       Release(slot);
       if (broken) CloseIdle();
     }
-    result.attempts = attempt;
     if (result.kind != DbResult::Kind::kUnavailable || attempt == policy.max_attempts) break;
     // Full jitter: sleep a random time up to base * 2^(attempt-1).
     const auto cap = policy.base_delay * (1 << (attempt - 1));

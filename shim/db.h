@@ -28,7 +28,6 @@ struct DbResult {
   Kind kind = Kind::kUnavailable;
   std::vector<std::string> columns;  // first row, text format ("" for NULL)
   std::string sqlstate;              // kSqlError / kUnavailable, when known
-  int attempts = 0;
 };
 
 // One statement: with a name, prepared once per connection; without, sent as
@@ -61,9 +60,6 @@ class Pool {
   // rolls back and is returned; transient ones are retried as a whole.
   DbResult Transaction(const std::vector<Step> &steps, const RetryPolicy &policy = RetryPolicy());
 
-  int size() const { return static_cast<int>(slots_.size()); }
-  int in_use() const;
-
  private:
   struct Slot {
     PGconn *conn = nullptr;
@@ -79,7 +75,7 @@ class Pool {
 
   std::string conninfo_;
   std::chrono::milliseconds acquire_timeout_;
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::condition_variable available_;
   std::vector<Slot> slots_;
 };

@@ -78,6 +78,24 @@ void Unavailable(httplib::Response &res, const std::string &reason) {
   JsonError(res, 503, reason);
 }
 
+// The answer to a failed database call: the route's own SQLSTATEs first
+// (`specific` returns true when it answered), then what all routes share.
+template <typename Specific>
+void RespondFailure(const DbResult &r, httplib::Response &res, Specific specific) {
+  if (r.kind == DbResult::Kind::kUnavailable) {
+    Unavailable(res, "database_unavailable");
+    return;
+  }
+  const std::string &s = r.sqlstate;
+  if (specific(s)) return;
+  if (s == "42883" || s == "3F000" || s == "42P01" || s == "42501") {
+    // Extension missing or privileges wrong: not ready, retry later.
+    Unavailable(res, "database_not_ready");
+  } else {
+    JsonError(res, 500, "internal_error");
+  }
+}
+
 // The header under its Svix name, else its Standard Webhooks name.
 bool WebhookHeader(const httplib::Request &req, const char *svix, const char *standard,
                    std::string *out) {
@@ -112,26 +130,21 @@ void HandleWebhook(Pool &pool, const httplib::Request &req, httplib::Response &r
     res.set_content(r.columns[0], "application/json");
     return;
   }
-  if (r.kind == DbResult::Kind::kUnavailable) {
-    Unavailable(res, "database_unavailable");
-    return;
-  }
-  const std::string &s = r.sqlstate;
-  if (s == "JX001") {
-    JsonError(res, 400, "malformed_headers");
-  } else if (s == "JX002") {
-    JsonError(res, 400, "bad_signature");
-  } else if (s == "JX003") {
-    JsonError(res, 400, "stale_timestamp");
-  } else if (s == "JX004" || s == "JX005") {
-    // Our configuration, not the sender's fault: let Svix retry until fixed.
-    Unavailable(res, "webhook_secret_not_configured");
-  } else if (s == "42883" || s == "3F000" || s == "42P01" || s == "42501") {
-    // Extension missing or privileges wrong: not ready, retry later.
-    Unavailable(res, "database_not_ready");
-  } else {
-    JsonError(res, 500, "internal_error");
-  }
+  RespondFailure(r, res, [&res](const std::string &s) {
+    if (s == "JX001") {
+      JsonError(res, 400, "malformed_headers");
+    } else if (s == "JX002") {
+      JsonError(res, 400, "bad_signature");
+    } else if (s == "JX003") {
+      JsonError(res, 400, "stale_timestamp");
+    } else if (s == "JX004" || s == "JX005") {
+      // Our configuration, not the sender's fault: let Svix retry until fixed.
+      Unavailable(res, "webhook_secret_not_configured");
+    } else {
+      return false;
+    }
+    return true;
+  });
 }
 
 // "Authorization: Bearer <token>" (scheme case-insensitive). False when absent.
@@ -181,24 +194,20 @@ void HandleSession(Pool &pool, const httplib::Request &req, httplib::Response &r
     res.set_content(r.columns[0], "application/json");
     return;
   }
-  if (r.kind == DbResult::Kind::kUnavailable) {
-    Unavailable(res, "database_unavailable");
-    return;
-  }
-  const std::string &s = r.sqlstate;
-  if (s.size() == 5 && s.rfind("JX1", 0) == 0 && s >= "JX101" && s <= "JX108") {
-    Unauthorized(res, "invalid_token", true);
-  } else if (s == "JX201") {
-    Unauthorized(res, "not_authenticated", false);
-  } else if (s == "JX202") {
-    JsonError(res, 403, "forbidden");
-  } else if (s == "JX109" || s == "JX110") {
-    Unavailable(res, "sessions_not_configured");
-  } else if (s == "42883" || s == "3F000" || s == "42P01" || s == "42501") {
-    Unavailable(res, "database_not_ready");
-  } else {
-    JsonError(res, 500, "internal_error");
-  }
+  RespondFailure(r, res, [&res](const std::string &s) {
+    if (s >= "JX101" && s <= "JX108" && s.size() == 5) {
+      Unauthorized(res, "invalid_token", true);
+    } else if (s == "JX201") {
+      Unauthorized(res, "not_authenticated", false);
+    } else if (s == "JX202") {
+      JsonError(res, 403, "forbidden");
+    } else if (s == "JX109" || s == "JX110") {
+      Unavailable(res, "sessions_not_configured");
+    } else {
+      return false;
+    }
+    return true;
+  });
 }
 
 void HandleReady(Pool &pool, httplib::Response &res) {

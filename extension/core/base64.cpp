@@ -9,15 +9,17 @@ namespace jnx::core {
 namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr char kUrlAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-// 0..63 for alphabet characters, 0xFF for everything else.
-constexpr std::array<uint8_t, 256> MakeDecodeTable() {
+// 0..63 for the alphabet's characters, 0xFF for everything else.
+constexpr std::array<uint8_t, 256> MakeDecodeTable(const char *alphabet) {
   std::array<uint8_t, 256> table{};
   for (auto &v : table) v = 0xFF;
-  for (uint8_t i = 0; i < 64; ++i) table[static_cast<uint8_t>(kAlphabet[i])] = i;
+  for (uint8_t i = 0; i < 64; ++i) table[static_cast<uint8_t>(alphabet[i])] = i;
   return table;
 }
-constexpr std::array<uint8_t, 256> kDecode = MakeDecodeTable();
+constexpr std::array<uint8_t, 256> kDecode = MakeDecodeTable(kAlphabet);
+constexpr std::array<uint8_t, 256> kUrlDecode = MakeDecodeTable(kUrlAlphabet);
 
 }  // namespace
 
@@ -73,6 +75,44 @@ bool Base64Decode(std::string_view in, std::string *out) {
   }
   out->append(decoded);
   return true;
+}
+
+bool Base64UrlDecode(std::string_view in, std::string *out) {
+  if (in.size() % 4 == 1) return false;
+  std::string decoded;
+  decoded.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const uint8_t d = kUrlDecode[static_cast<uint8_t>(c)];
+    if (d == 0xFF) return false;
+    acc = (acc << 6) | d;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      decoded.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return false;  // canonical only
+  out->append(decoded);
+  return true;
+}
+
+std::string Base64UrlEncode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() * 4 + 2) / 3);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(kUrlAlphabet[(acc >> bits) & 63]);
+    }
+  }
+  if (bits > 0) out.push_back(kUrlAlphabet[(acc << (6 - bits)) & 63]);
+  return out;
 }
 
 }  // namespace jnx::core

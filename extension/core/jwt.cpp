@@ -5,23 +5,12 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include <array>
 #include <cmath>
 
 #include "no_postgres.h"
 
 namespace jnx::core {
 namespace {
-
-constexpr char kUrlAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-constexpr std::array<uint8_t, 256> MakeUrlTable() {
-  std::array<uint8_t, 256> table{};
-  for (auto &v : table) v = 0xFF;
-  for (uint8_t i = 0; i < 64; ++i) table[static_cast<uint8_t>(kUrlAlphabet[i])] = i;
-  return table;
-}
-constexpr std::array<uint8_t, 256> kUrlDecode = MakeUrlTable();
 
 struct JsonDeleter {
   void operator()(json_t *j) const { json_decref(j); }
@@ -155,43 +144,6 @@ const char *TokenErrorName(TokenError err) {
     case TokenError::kInternal: return "internal";
   }
   return "unknown";
-}
-
-bool Base64UrlDecode(std::string_view in, std::string *out) {
-  if (in.size() % 4 == 1) return false;
-  std::string decoded;
-  decoded.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const uint8_t d = kUrlDecode[static_cast<uint8_t>(c)];
-    if (d == 0xFF) return false;
-    acc = (acc << 6) | d;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      decoded.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return false;  // canonical only
-  out->append(decoded);
-  return true;
-}
-
-std::string Base64UrlEncode(std::string_view in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kUrlAlphabet[(acc >> bits) & 63]);
-    }
-  }
-  if (bits > 0) out.push_back(kUrlAlphabet[(acc << (6 - bits)) & 63]);
-  return out;
 }
 
 TokenError KeySet::Parse(std::string_view jwks_json, KeySet *out, std::string *detail) {

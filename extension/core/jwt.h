@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base64.h"
+
 namespace jnx::core {
 
 enum class TokenError {
@@ -37,11 +39,6 @@ inline constexpr size_t kMaxTokenBytes = size_t{16} * 1024;
 inline constexpr size_t kMaxJwksBytes = size_t{256} * 1024;
 inline constexpr size_t kMaxJwksKeys = 16;
 inline constexpr int kMinRsaBits = 2048;
-
-// Strict base64url without padding (RFC 7515): canonical, no '=' and no
-// standard-alphabet characters.
-bool Base64UrlDecode(std::string_view in, std::string *out);
-std::string Base64UrlEncode(std::string_view in);
 
 // A parsed JSON Web Key Set. Movable, not copyable; frees its keys.
 class KeySet {

@@ -63,7 +63,10 @@ void LoadSecrets() {
   OwnerRead read = BeginOwnerRead(relid);
   int rc = SPI_execute("SELECT secret FROM jnx.webhook_secrets ORDER BY position", true,
                        kMaxWebhookSecrets + 1);
-  if (rc != SPI_OK_SELECT) elog(ERROR, "reading jnx.webhook_secrets failed: %d", rc);
+  if (rc != SPI_OK_SELECT) {
+    ereport(ERROR, (errcode(kInternalFailure),
+                    errmsg("reading jnx.webhook_secrets failed: SPI code %d", rc)));
+  }
   for (uint64 i = 0; i < SPI_processed && i < static_cast<uint64>(kMaxWebhookSecrets); ++i) {
     bool isnull = false;
     Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
@@ -95,14 +98,19 @@ Oid ConfigRelid(const char *name) {
 
 OwnerRead BeginOwnerRead(Oid relid) {
   HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-  if (!HeapTupleIsValid(tuple)) elog(ERROR, "cache lookup failed for relation %u", relid);
+  if (!HeapTupleIsValid(tuple)) {
+    ereport(ERROR,
+            (errcode(kInternalFailure), errmsg("cache lookup failed for relation %u", relid)));
+  }
   Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relowner;
   ReleaseSysCache(tuple);
   OwnerRead read;
   GetUserIdAndSecContext(&read.save_user, &read.save_sec);
   SetUserIdAndSecContext(
       owner, read.save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  if (SPI_connect() != SPI_OK_CONNECT) {
+    ereport(ERROR, (errcode(kInternalFailure), errmsg("SPI_connect failed")));
+  }
   return read;
 }
 

@@ -92,7 +92,10 @@ void LoadTokenConfig() {
       "SELECT jwks::text, array_to_string(issuers, E'\\n'), "
       "array_to_string(authorized_parties, E'\\n'), leeway_seconds FROM jnx.token_config",
       true, 1);
-  if (rc != SPI_OK_SELECT) elog(ERROR, "reading jnx.token_config failed: %d", rc);
+  if (rc != SPI_OK_SELECT) {
+    ereport(ERROR, (errcode(kInternalFailure),
+                    errmsg("reading jnx.token_config failed: SPI code %d", rc)));
+  }
   if (SPI_processed == 1) {
     auto copy = [&](int col) -> char * {
       char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
@@ -181,9 +184,8 @@ Datum ClaimsJsonb(const char *claims) {
 // --- identity -----------------------------------------------------------------------
 
 struct Identity {
-  bool set = false;
   int nest_level = 0;
-  char *claims = nullptr;  // JSON text, TopMemoryContext
+  char *claims = nullptr;  // JSON text, TopMemoryContext; NULL: not authenticated
   char *sub = nullptr;
   char *org_id = nullptr;  // empty string: no active org
   char *org_role = nullptr;
@@ -205,7 +207,7 @@ void IdentityXactCallback(XactEvent event, void * /*arg*/) {
     case XACT_EVENT_PARALLEL_COMMIT:
     case XACT_EVENT_PARALLEL_ABORT:
     case XACT_EVENT_PREPARE:
-      if (identity.set) ClearIdentity();
+      if (identity.claims != nullptr) ClearIdentity();
       break;
     default: break;
   }
@@ -214,7 +216,7 @@ void IdentityXactCallback(XactEvent event, void * /*arg*/) {
 // A subtransaction that set the identity and rolls back takes it along.
 void IdentitySubXactCallback(SubXactEvent event, SubTransactionId /*sub*/,
                              SubTransactionId /*parent*/, void * /*arg*/) {
-  if (event == SUBXACT_EVENT_ABORT_SUB && identity.set &&
+  if (event == SUBXACT_EVENT_ABORT_SUB && (identity.claims != nullptr) &&
       identity.nest_level >= GetCurrentTransactionNestLevel()) {
     ClearIdentity();
   }
@@ -255,15 +257,18 @@ JNX_FUNCTION(jnx_authenticate) {
       jnx::pg::Verify(PG_GETARG_TEXT_PP(0), GetCurrentTransactionStartTimestamp());
   Datum claims = jnx::pg::ClaimsJsonb(v.claims);
 
+  // Copy everything first; claims, which marks the identity as set, last, so
+  // that an allocation failure never leaves half an identity.
   jnx::pg::ClearIdentity();
-  MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-  jnx::pg::identity.claims = pstrdup(v.claims);
-  jnx::pg::identity.sub = pstrdup(v.sub);
-  jnx::pg::identity.org_id = pstrdup(v.org_id);
-  jnx::pg::identity.org_role = pstrdup(v.org_role);
-  MemoryContextSwitchTo(old);
+  char *sub = MemoryContextStrdup(TopMemoryContext, v.sub);
+  char *org_id = MemoryContextStrdup(TopMemoryContext, v.org_id);
+  char *org_role = MemoryContextStrdup(TopMemoryContext, v.org_role);
+  char *kept_claims = MemoryContextStrdup(TopMemoryContext, v.claims);
+  jnx::pg::identity.sub = sub;
+  jnx::pg::identity.org_id = org_id;
+  jnx::pg::identity.org_role = org_role;
   jnx::pg::identity.nest_level = GetCurrentTransactionNestLevel();
-  jnx::pg::identity.set = true;
+  jnx::pg::identity.claims = kept_claims;
 
   // For Supabase-style policies written by others; ours never read it.
   (void)set_config_option("request.jwt.claims", v.claims, PGC_USERSET, PGC_S_SESSION,
@@ -273,25 +278,26 @@ JNX_FUNCTION(jnx_authenticate) {
 
 // jnx.claims() -> jsonb, NULL when the transaction is not authenticated.
 JNX_FUNCTION(jnx_claims) {
-  if (!jnx::pg::identity.set) PG_RETURN_NULL();
+  if (jnx::pg::identity.claims == nullptr) PG_RETURN_NULL();
   PG_RETURN_DATUM(jnx::pg::ClaimsJsonb(jnx::pg::identity.claims));
 }
 
 // jnx.user_id() -> text: the Clerk user id (sub), NULL when not authenticated.
 JNX_FUNCTION(jnx_user_id) {
-  if (!jnx::pg::identity.set) PG_RETURN_NULL();
+  if (jnx::pg::identity.claims == nullptr) PG_RETURN_NULL();
   PG_RETURN_TEXT_P(cstring_to_text(jnx::pg::identity.sub));
 }
 
 // jnx.org_id() -> text: the active Clerk organization id, NULL when none.
 JNX_FUNCTION(jnx_org_id) {
-  if (!jnx::pg::identity.set || jnx::pg::identity.org_id[0] == '\0') PG_RETURN_NULL();
+  if (jnx::pg::identity.claims == nullptr || jnx::pg::identity.org_id[0] == '\0') PG_RETURN_NULL();
   PG_RETURN_TEXT_P(cstring_to_text(jnx::pg::identity.org_id));
 }
 
 // jnx.org_role() -> text: the role in the active organization ("org:admin"), NULL when none.
 JNX_FUNCTION(jnx_org_role) {
-  if (!jnx::pg::identity.set || jnx::pg::identity.org_role[0] == '\0') PG_RETURN_NULL();
+  if (jnx::pg::identity.claims == nullptr || jnx::pg::identity.org_role[0] == '\0')
+    PG_RETURN_NULL();
   PG_RETURN_TEXT_P(cstring_to_text(jnx::pg::identity.org_role));
 }
 

@@ -45,19 +45,13 @@ REVOKE ALL ON FUNCTION jnx._require_object(text, jsonb, text) FROM PUBLIC;
 CREATE OR REPLACE FUNCTION jnx._refresh_active_org(p_user_id uuid) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     UPDATE jnx.users u
-       SET org_id = (SELECT m.org_id
-                       FROM jnx.memberships m JOIN jnx.orgs o ON o.id = m.org_id
-                      WHERE m.user_id = u.id AND m.deleted_at IS NULL AND o.deleted_at IS NULL
-                      ORDER BY m.clerk_created_at NULLS LAST, m.clerk_membership_id
-                      LIMIT 1),
-           updated_at = now()
-     WHERE u.id = p_user_id AND u.deleted_at IS NULL
-       AND u.org_id IS DISTINCT FROM
-           (SELECT m.org_id
-              FROM jnx.memberships m JOIN jnx.orgs o ON o.id = m.org_id
-             WHERE m.user_id = u.id AND m.deleted_at IS NULL AND o.deleted_at IS NULL
-             ORDER BY m.clerk_created_at NULLS LAST, m.clerk_membership_id
-             LIMIT 1)
+       SET org_id = oldest.org_id, updated_at = now()
+      FROM (SELECT (SELECT m.org_id
+                      FROM jnx.memberships m JOIN jnx.orgs o ON o.id = m.org_id
+                     WHERE m.user_id = p_user_id AND m.deleted_at IS NULL AND o.deleted_at IS NULL
+                     ORDER BY m.clerk_created_at NULLS LAST, m.clerk_membership_id
+                     LIMIT 1) AS org_id) AS oldest
+     WHERE u.id = p_user_id AND u.deleted_at IS NULL AND u.org_id IS DISTINCT FROM oldest.org_id
 $$;
 REVOKE ALL ON FUNCTION jnx._refresh_active_org(uuid) FROM PUBLIC;
 
@@ -211,6 +205,7 @@ CREATE OR REPLACE FUNCTION jnx._delete_organization(p_clerk_org_id text, deleted
 RETURNS jnx.orgs LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     result jnx.orgs;
+    members uuid[];
     member uuid;
 BEGIN
     IF p_clerk_org_id IS NULL OR p_clerk_org_id = '' THEN
@@ -227,23 +222,16 @@ BEGIN
     IF result.id IS NULL THEN
         RETURN result;
     END IF;
-    -- Users before memberships, in id order: the lock order of every path.
-    FOR member IN
+    -- Its members (and anyone whose active org it was), locked before their
+    -- memberships in id order: the lock order of every path.
+    SELECT array_agg(id ORDER BY id) INTO members FROM (
         SELECT u.id FROM jnx.users u
          WHERE u.id IN (SELECT m.user_id FROM jnx.memberships m WHERE m.org_id = result.id)
             OR u.org_id = result.id
-         ORDER BY u.id FOR NO KEY UPDATE
-    LOOP
-        NULL;
-    END LOOP;
+         ORDER BY u.id FOR NO KEY UPDATE) AS locked;
     UPDATE jnx.memberships SET deleted_at = least(deleted_at, deleted), updated_at = now()
      WHERE org_id = result.id AND deleted_at IS DISTINCT FROM least(deleted_at, deleted);
-    FOR member IN
-        SELECT u.id FROM jnx.users u
-         WHERE u.id IN (SELECT m.user_id FROM jnx.memberships m WHERE m.org_id = result.id)
-            OR u.org_id = result.id
-         ORDER BY u.id
-    LOOP
+    FOREACH member IN ARRAY coalesce(members, '{}') LOOP
         PERFORM jnx._refresh_active_org(member);
     END LOOP;
     RETURN result;

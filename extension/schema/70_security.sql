@@ -61,12 +61,15 @@ BEGIN
 END
 $$;
 
+-- Each function call is wrapped in (SELECT ...): an InitPlan, evaluated once
+-- per statement instead of once per row.
+
 -- A user sees their own row, the members of their orgs, and everything when a
 -- platform admin.
 DROP POLICY IF EXISTS member_read ON jnx.users;
 CREATE POLICY member_read ON jnx.users FOR SELECT TO authenticated USING (
-    clerk_user_id = jnx.user_id()
-    OR jnx.is_admin()
+    clerk_user_id = (SELECT jnx.user_id())
+    OR (SELECT jnx.is_admin())
     OR (deleted_at IS NULL AND id IN (SELECT m.user_id FROM jnx.memberships m
                                        WHERE m.deleted_at IS NULL
                                          AND m.org_id IN (SELECT jnx._my_org_ids()))));
@@ -74,16 +77,16 @@ CREATE POLICY member_read ON jnx.users FOR SELECT TO authenticated USING (
 -- Their orgs (memberships, and the token's active org).
 DROP POLICY IF EXISTS member_read ON jnx.orgs;
 CREATE POLICY member_read ON jnx.orgs FOR SELECT TO authenticated USING (
-    id IN (SELECT jnx._my_org_ids()) OR jnx.is_admin());
+    id IN (SELECT jnx._my_org_ids()) OR (SELECT jnx.is_admin()));
 
 -- The memberships of their orgs.
 DROP POLICY IF EXISTS member_read ON jnx.memberships;
 CREATE POLICY member_read ON jnx.memberships FOR SELECT TO authenticated USING (
-    org_id IN (SELECT jnx._my_org_ids()) OR jnx.is_admin());
+    org_id IN (SELECT jnx._my_org_ids()) OR (SELECT jnx.is_admin()));
 
 -- Org admins read their active org's audit log; platform admins read all.
 DROP POLICY IF EXISTS admin_read ON jnx.audit_logs;
 CREATE POLICY admin_read ON jnx.audit_logs FOR SELECT TO authenticated USING (
-    jnx.is_admin()
-    OR (jnx._is_org_admin()
+    (SELECT jnx.is_admin())
+    OR ((SELECT jnx._is_org_admin())
         AND org_id = (SELECT o.id FROM jnx.orgs o WHERE o.clerk_org_id = jnx.org_id())));

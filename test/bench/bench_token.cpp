@@ -12,26 +12,8 @@
 #include <vector>
 
 #include "../tools/token_util.h"
+#include "bench_util.h"
 #include "core/jwt.h"
-
-namespace {
-using Clock = std::chrono::steady_clock;
-double RunFor(double seconds, const std::function<bool()> &op) {
-  const auto start = Clock::now();
-  const auto end = start + std::chrono::duration<double>(seconds);
-  long ops = 0;
-  do {
-    for (int i = 0; i < 64; ++i) {
-      if (!op()) {
-        std::fprintf(stderr, "benchmark operation failed\n");
-        std::exit(1);
-      }
-    }
-    ops += 64;
-  } while (Clock::now() < end);
-  return static_cast<double>(ops) / std::chrono::duration<double>(Clock::now() - start).count();
-}
-}  // namespace
 
 int main(int argc, char **argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 5;
@@ -72,28 +54,24 @@ int main(int argc, char **argv) {
   auto ours = [&] {
     return jnx::core::VerifyToken(token, keys, policy, now, &out) == jnx::core::TokenError::kOk;
   };
-  RunFor(0.2, openssl_verify);
-  RunFor(0.2, ours);
+  jnx::bench::RunFor(0.2, openssl_verify);
+  jnx::bench::RunFor(0.2, ours);
   std::vector<double> ratios, refs, mine;
   for (int r = 0; r < rounds; ++r) {
-    const double a = RunFor(seconds, openssl_verify);
-    const double b = RunFor(seconds, ours);
+    const double a = jnx::bench::RunFor(seconds, openssl_verify);
+    const double b = jnx::bench::RunFor(seconds, ours);
     refs.push_back(a);
     mine.push_back(b);
     ratios.push_back(b / a);
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   std::printf("core session-token verify, RS256, %zu-byte Clerk v2 token, %d alternating rounds\n",
               token.size(), rounds);
   std::printf("  openssl EVP_DigestVerify RSA-2048 SHA-256: %9.0f verifies/s (median)\n",
-              median(refs));
+              jnx::bench::Median(refs));
   std::printf("  jnx VerifyToken (full verification):        %9.0f verifies/s (median)\n",
-              median(mine));
+              jnx::bench::Median(mine));
   std::printf("  ratio token/openssl: %.3f (median of per-round ratios; target >= 0.80)\n",
-              median(ratios));
+              jnx::bench::Median(ratios));
   EVP_MD_CTX_free(ctx);
   return 0;
 }

@@ -17,11 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "core/webhook.h"
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // A Clerk user.updated envelope padded to `size` bytes with realistic fields.
 std::string ClerkBody(size_t size) {
@@ -49,23 +48,6 @@ struct Setup {
   std::string key, msg_id = "msg_2KWPBgLlAfxdpx2AI4pb7ZIy8rk", ts = "1654012824", body, header;
   std::string signed_content;
 };
-
-double RunFor(double seconds, const std::function<bool()> &op) {
-  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
-  long ops = 0;
-  const auto start = Clock::now();
-  while (true) {
-    for (int i = 0; i < 256; ++i) {
-      if (!op()) {
-        std::fprintf(stderr, "benchmark operation failed\n");
-        std::exit(1);
-      }
-    }
-    ops += 256;
-    if (Clock::now() >= end) break;
-  }
-  return static_cast<double>(ops) / std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 }  // namespace
 
@@ -110,28 +92,24 @@ int main(int argc, char **argv) {
            jnx::core::WebhookError::kOk;
   };
 
-  RunFor(0.2, openssl_hmac);  // warm-up
-  RunFor(0.2, ours);
+  jnx::bench::RunFor(0.2, openssl_hmac);  // warm-up
+  jnx::bench::RunFor(0.2, ours);
   std::vector<double> ratios, ref_rates, our_rates;
   for (int r = 0; r < rounds; ++r) {
-    const double ref = RunFor(seconds, openssl_hmac);
-    const double mine = RunFor(seconds, ours);
+    const double ref = jnx::bench::RunFor(seconds, openssl_hmac);
+    const double mine = jnx::bench::RunFor(seconds, ours);
     ref_rates.push_back(ref);
     our_rates.push_back(mine);
     ratios.push_back(mine / ref);
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   std::printf("core svix verify, %zu-byte Clerk body, %d alternating rounds of %.1fs\n",
               s.body.size(), rounds, seconds);
   std::printf("  openssl HMAC-SHA256 (EVP_MAC, key preset): %10.0f ops/s (median)\n",
-              median(ref_rates));
+              jnx::bench::Median(ref_rates));
   std::printf("  jnx VerifyWebhook (full verification):     %10.0f ops/s (median)\n",
-              median(our_rates));
+              jnx::bench::Median(our_rates));
   std::printf("  ratio verify/openssl: %.3f (median of per-round ratios; target >= 0.80)\n",
-              median(ratios));
+              jnx::bench::Median(ratios));
   EVP_MAC_CTX_free(ctx);
   EVP_MAC_free(mac);
   return 0;
