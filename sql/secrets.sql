@@ -66,3 +66,19 @@ DROP ROLE jnx_regress_outsider;
 
 -- Leave the vector's secret configured for the next tests.
 SELECT jnx.set_webhook_secrets(secret) FROM regress.vector;
+
+-- More than 16 stored secrets (only possible by going around the setter and
+-- the table's CHECK) are refused, never silently cut to 16.
+BEGIN;
+ALTER TABLE jnx.webhook_secrets DROP CONSTRAINT webhook_secrets_position_check;
+INSERT INTO jnx.webhook_secrets (position, secret)
+    SELECT 100 + n, 'whsec_' || encode(convert_to('key ' || n, 'UTF8'), 'base64') FROM generate_series(1, 17) n;
+SELECT regress.outcome(format(
+    'SELECT jnx.verify_webhook(%L, %L, %L, %L::bytea, now => to_timestamp(%s))',
+    msg_id, ts, signature, body, ts)) AS seventeen_stored
+  FROM regress.vector;
+ROLLBACK;
+SELECT regress.outcome(format(
+    'SELECT jnx.verify_webhook(%L, %L, %L, %L::bytea, now => to_timestamp(%s))',
+    msg_id, ts, signature, body, ts)) AS after_rollback_again
+  FROM regress.vector;

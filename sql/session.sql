@@ -66,6 +66,58 @@ SELECT regress.outcome(format('SELECT jnx.authenticate(%L)', :'tok_expired')) AS
 SELECT jnx.user_id() IS NULL AS still_anonymous;
 COMMIT;
 
+-- Subtransactions follow the rules of SET LOCAL: one that commits hands the
+-- identity to its parent; one that rolls back restores the parent's.
+SELECT set_config('regress.tok_alice', :'tok_alice', false) IS NOT NULL AS token_kept,
+       set_config('regress.tok_bob', :'tok_bob', false) IS NOT NULL AS other_token_kept;
+BEGIN;
+DO $$
+BEGIN
+    BEGIN
+        PERFORM jnx.authenticate(current_setting('regress.tok_alice'));
+    EXCEPTION WHEN OTHERS THEN
+        RAISE;
+    END;
+    BEGIN
+        PERFORM 1 / 0;
+    EXCEPTION WHEN division_by_zero THEN
+        NULL;  -- an unrelated block that fails and is caught
+    END;
+END
+$$;
+SELECT jnx.user_id() AS after_unrelated_block_failed, jnx.org_id();
+COMMIT;
+SELECT jnx.user_id() IS NULL AS cleared_at_commit;
+BEGIN;
+SAVEPOINT a;
+SELECT jnx.authenticate(:'tok_alice') IS NOT NULL AS authenticated_in_savepoint;
+RELEASE SAVEPOINT a;
+SAVEPOINT b;
+SELECT 1 / 0;
+ROLLBACK TO SAVEPOINT b;
+SELECT jnx.user_id() AS kept_after_release_and_other_rollback;
+SAVEPOINT c;
+SELECT jnx.authenticate(:'tok_bob') IS NOT NULL AS bob_in_savepoint;
+SELECT jnx.user_id() AS inside, jnx.org_id() AS inside_org;
+ROLLBACK TO SAVEPOINT c;
+SELECT jnx.user_id() AS restored_after_rollback, jnx.org_id() AS restored_org,
+       current_setting('request.jwt.claims')::jsonb->>'sub' AS supabase_claims_sub;
+SAVEPOINT d;
+SAVEPOINT e;
+SELECT jnx.authenticate(:'tok_bob') IS NOT NULL AS bob_two_levels_down;
+RELEASE SAVEPOINT e;
+RELEASE SAVEPOINT d;
+SELECT jnx.user_id() AS replaced_by_released_savepoints;
+ROLLBACK;
+SELECT jnx.user_id() IS NULL AS cleared_at_rollback;
+-- An identity replaced in the same (sub)transaction is simply replaced.
+BEGIN;
+SELECT jnx.authenticate(:'tok_alice') IS NOT NULL AS alice, jnx.authenticate(:'tok_bob') IS NOT NULL AS bob;
+SELECT jnx.user_id() AS last_one_wins;
+COMMIT;
+SELECT set_config('regress.tok_alice', '', false) = '' AS token_dropped,
+       set_config('regress.tok_bob', '', false) = '' AS other_token_dropped;
+
 -- Forgery: as authenticated, the Supabase setting and our internals grant nothing.
 GRANT USAGE ON SCHEMA regress TO authenticated;
 GRANT EXECUTE ON FUNCTION regress.outcome(text) TO authenticated;

@@ -1,32 +1,65 @@
 #include "config.h"
 
+#include <string>
+#include <utility>
+
 #include "errors.h"
 #include "pg.h"
 
 extern "C" {
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
-#include "miscadmin.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
+#include "utils/snapmgr.h"
 }
 
 namespace jnx::pg {
 namespace {
 
-MemoryContext config_context = nullptr;
-bool secrets_valid = false;
-Oid secrets_relid = InvalidOid;
+constexpr int kMaxCaches = 4;
+constexpr int kMaxColumns = 8;
+TableCache *caches[kMaxCaches];
+int ncaches = 0;
+
+// Also called with InvalidOid ("everything may have changed", after a cache
+// reset); runs inside invalidation processing, so it only bumps counters.
+void ConfigRelcacheCallback(Datum /*arg*/, Oid relid) {
+  for (int i = 0; i < ncaches; ++i) {
+    if (relid == InvalidOid || relid == caches[i]->relid) ++caches[i]->generation;
+  }
+}
+
+// --- webhook secrets ------------------------------------------------------------
+
+TableCache secrets_cache = {"webhook_secrets", InvalidOid, 1, 0};
+MemoryContext secrets_context = nullptr;  // holds the keys cached_keys points into
 SecretKeys cached_keys;
 
-void ConfigRelcacheCallback(Datum /*arg*/, Oid relid) {
-  if (relid == InvalidOid || relid == secrets_relid) secrets_valid = false;
+struct SecretRows {
+  int count;
+  bool overflow;
+  int32 position[kMaxWebhookSecrets];
+  text *secret[kMaxWebhookSecrets];
+};
+
+void CollectSecret(const Datum *values, const bool *isnull, void *arg) {
+  auto *rows = static_cast<SecretRows *>(arg);
+  if (isnull[0] || isnull[1]) return;  // both columns are NOT NULL
+  if (rows->count == kMaxWebhookSecrets) {
+    rows->overflow = true;
+    return;
+  }
+  rows->position[rows->count] = DatumGetInt32(values[0]);
+  rows->secret[rows->count] = DatumGetTextPCopy(values[1]);  // the tuple is only lent to us
+  ++rows->count;
 }
 
 // Decodes one stored secret into `out` (at least secret_len bytes).
@@ -47,81 +80,111 @@ bool DecodeInto(const char *secret, size_t secret_len, char *out, size_t *out_le
 }
 
 void LoadSecrets() {
-  Oid relid = ConfigRelid("webhook_secrets");
-  if (config_context == nullptr) {
-    config_context =
-        AllocSetContextCreate(TopMemoryContext, "jnx_auth config", ALLOCSET_SMALL_SIZES);
+  static const ConfigColumn kColumns[] = {{"position", INT4OID}, {"secret", TEXTOID}};
+  SecretRows rows = {};
+  const uint64 generation = ScanConfigTable(&secrets_cache, kColumns, 2, CollectSecret, &rows);
+  if (rows.overflow) {
+    ereport(ERROR, (errhidestmt(true), errcode(kWebhookInvalidSecret),
+                    errmsg("more than 16 webhook secrets are stored"),
+                    errhint("Set the secrets again with jnx.set_webhook_secrets().")));
   }
-  MemoryContextReset(config_context);
-  cached_keys = SecretKeys();
-  secrets_relid = relid;
-  // Marked valid before reading: an invalidation that arrives while we read
-  // clears it again, and the next call reloads.
-  secrets_valid = true;
-
-  // Secrets are readable by the table's owner only; read them as that owner.
-  OwnerRead read = BeginOwnerRead(relid);
-  int rc = SPI_execute("SELECT secret FROM jnx.webhook_secrets ORDER BY position", true,
-                       kMaxWebhookSecrets + 1);
-  if (rc != SPI_OK_SELECT) {
-    ereport(ERROR, (errcode(kInternalFailure),
-                    errmsg("reading jnx.webhook_secrets failed: SPI code %d", rc)));
+  // By position, the order jnx.set_webhook_secrets() was given them in.
+  for (int i = 1; i < rows.count; ++i) {
+    for (int j = i; j > 0 && rows.position[j - 1] > rows.position[j]; --j) {
+      std::swap(rows.position[j - 1], rows.position[j]);
+      std::swap(rows.secret[j - 1], rows.secret[j]);
+    }
   }
-  for (uint64 i = 0; i < SPI_processed && i < static_cast<uint64>(kMaxWebhookSecrets); ++i) {
-    bool isnull = false;
-    Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-    if (isnull) continue;
-    text *t = DatumGetTextPP(d);
-    size_t len = VARSIZE_ANY_EXHDR(t);
-    char *buf = static_cast<char *>(MemoryContextAlloc(config_context, len + 1));
+  // Built under the transaction, so that an error frees it; kept only once complete.
+  MemoryContext fresh =
+      AllocSetContextCreate(CurTransactionContext, "jnx_auth webhook keys", ALLOCSET_SMALL_SIZES);
+  SecretKeys keys;
+  for (int i = 0; i < rows.count; ++i) {
+    const size_t len = VARSIZE_ANY_EXHDR(rows.secret[i]);
+    char *buf = static_cast<char *>(MemoryContextAlloc(fresh, len + 1));
     size_t key_len = 0;
-    if (!DecodeInto(VARDATA_ANY(t), len, buf, &key_len)) {
-      secrets_valid = false;
-      ereport(ERROR, (errcode(kWebhookInvalidSecret), errmsg("a stored webhook secret is invalid"),
+    if (!DecodeInto(VARDATA_ANY(rows.secret[i]), len, buf, &key_len)) {
+      ereport(ERROR, (errhidestmt(true), errcode(kWebhookInvalidSecret),
+                      errmsg("a stored webhook secret is invalid"),
                       errhint("Set the secrets again with jnx.set_webhook_secrets().")));
     }
-    cached_keys.keys[cached_keys.count++] = std::string_view(buf, key_len);
+    keys.keys[keys.count++] = std::string_view(buf, key_len);
   }
-  EndOwnerRead(read);
+  MemoryContextSetParent(fresh, TopMemoryContext);
+  if (secrets_context != nullptr) MemoryContextDelete(secrets_context);
+  secrets_context = fresh;
+  cached_keys = keys;
+  MarkLoaded(&secrets_cache, generation);
 }
 
 }  // namespace
 
-Oid ConfigRelid(const char *name) {
-  Oid relid = get_relname_relid(name, get_namespace_oid("jnx", false));
+void RegisterTableCache(TableCache *cache) {
+  if (ncaches == kMaxCaches) {
+    ereport(ERROR, (errcode(kInternalFailure), errmsg("too many jnx_auth caches")));
+  }
+  caches[ncaches++] = cache;
+}
+
+void InitConfigCache() {
+  RegisterTableCache(&secrets_cache);
+  CacheRegisterRelcacheCallback(ConfigRelcacheCallback, PointerGetDatum(nullptr));
+}
+
+uint64 ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int ncolumns,
+                       void (*row)(const Datum *values, const bool *isnull, void *arg), void *arg) {
+  Assert(ncolumns <= kMaxColumns);
+  const Oid nsp = get_namespace_oid("jnx", true);
+  const Oid relid = OidIsValid(nsp) ? get_relname_relid(cache->table, nsp) : InvalidOid;
   if (!OidIsValid(relid)) {
-    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("jnx.%s does not exist", name),
+    ereport(ERROR, (errhidestmt(true), errcode(ERRCODE_UNDEFINED_TABLE),
+                    errmsg("jnx.%s does not exist", cache->table),
                     errhint("Is the jnx_auth extension installed in this database?")));
   }
-  return relid;
-}
+  // Taking the lock processes the invalidations sent so far; the generation
+  // is read after it and the snapshot taken after that, so the rows read are
+  // at least as new as every change this backend has been told about.
+  Relation rel = table_open(relid, AccessShareLock);
+  cache->relid = relid;
+  const uint64 generation = cache->generation;
 
-OwnerRead BeginOwnerRead(Oid relid) {
-  HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-  if (!HeapTupleIsValid(tuple)) {
-    ereport(ERROR,
-            (errcode(kInternalFailure), errmsg("cache lookup failed for relation %u", relid)));
+  TupleDesc desc = RelationGetDescr(rel);
+  AttrNumber attnums[kMaxColumns];
+  for (int c = 0; c < ncolumns; ++c) {
+    attnums[c] = InvalidAttrNumber;
+    for (int a = 0; a < desc->natts; ++a) {
+      Form_pg_attribute att = TupleDescAttr(desc, a);
+      if (!att->attisdropped && strcmp(NameStr(att->attname), columns[c].name) == 0 &&
+          att->atttypid == columns[c].type) {
+        attnums[c] = att->attnum;
+      }
+    }
+    if (attnums[c] == InvalidAttrNumber) {
+      ereport(ERROR, (errhidestmt(true), errcode(kInternalFailure),
+                      errmsg("jnx.%s.%s is missing or has an unexpected type", cache->table,
+                             columns[c].name),
+                      errhint("Reinstall or update the jnx_auth extension.")));
+    }
   }
-  Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relowner;
-  ReleaseSysCache(tuple);
-  OwnerRead read;
-  GetUserIdAndSecContext(&read.save_user, &read.save_sec);
-  SetUserIdAndSecContext(
-      owner, read.save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-  if (SPI_connect() != SPI_OK_CONNECT) {
-    ereport(ERROR, (errcode(kInternalFailure), errmsg("SPI_connect failed")));
-  }
-  return read;
-}
 
-void EndOwnerRead(const OwnerRead &read) {
-  SPI_finish();
-  SetUserIdAndSecContext(read.save_user, read.save_sec);
+  Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+  TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
+  Datum values[kMaxColumns];
+  bool isnull[kMaxColumns];
+  for (HeapTuple tuple; (tuple = heap_getnext(scan, ForwardScanDirection)) != nullptr;) {
+    for (int c = 0; c < ncolumns; ++c)
+      values[c] = heap_getattr(tuple, attnums[c], desc, &isnull[c]);
+    row(values, isnull, arg);
+  }
+  table_endscan(scan);
+  UnregisterSnapshot(snapshot);
+  table_close(rel, AccessShareLock);
+  return generation;
 }
 
 int64 UnixSeconds(TimestampTz ts) {
   if (TIMESTAMP_NOT_FINITE(ts)) {
-    ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+    ereport(ERROR, (errhidestmt(true), errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
                     errmsg("now must be a finite timestamp")));
   }
   // Floor division, so that instants before 1970 round the same way.
@@ -130,19 +193,15 @@ int64 UnixSeconds(TimestampTz ts) {
   return secs + static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 }
 
-void InitConfigCache() {
-  CacheRegisterRelcacheCallback(ConfigRelcacheCallback, PointerGetDatum(nullptr));
-}
-
 SecretKeys CurrentWebhookKeys() {
-  if (!secrets_valid) LoadSecrets();
+  if (!secrets_cache.valid()) LoadSecrets();
   return cached_keys;
 }
 
 }  // namespace jnx::pg
 
-// Statement trigger on jnx.webhook_secrets: tells every backend (at commit) and
-// this one (at the next command) to drop its cached keys.
+// Statement trigger on the configuration tables: tells every backend (at
+// commit) and this one (at the next command) that the table changed.
 JNX_FUNCTION(jnx_config_changed) {
   if (!CALLED_AS_TRIGGER(fcinfo)) {
     ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),

@@ -1,6 +1,20 @@
-// Per-backend cache of the configured webhook secrets, decoded once and
-// dropped whenever jnx.webhook_secrets changes (a statement trigger on that
-// table sends a relcache invalidation, which every backend receives at commit).
+// Per-backend caches of the extension's owner-only configuration tables
+// (jnx.webhook_secrets, jnx.token_config).
+//
+// One cache type for both. A statement trigger on each table sends a relcache
+// invalidation at every change, which every backend receives; our callback
+// bumps the cache's generation. A load records the generation it started
+// from and the cache is valid only while that is still the current one, so a
+// load that fails half-way (lock timeout, cancel, a bad stored value) leaves
+// the cache invalid, and an invalidation that arrives during a load makes the
+// next call load again.
+//
+// Tables are read with the heap access methods and the latest snapshot, not
+// through SPI: no SQL text is parsed, so no name (function, operator, type,
+// cast) is resolved through the caller's search_path, and nothing runs with
+// the owner's rights. The latest snapshot, because a cache outlives the
+// transaction that filled it: a REPEATABLE READ snapshot older than a key
+// removal would otherwise keep the removed key cached as valid.
 #pragma once
 
 #include <cstddef>
@@ -16,33 +30,47 @@ namespace jnx::pg {
 
 inline constexpr int kMaxWebhookSecrets = 16;
 
+struct TableCache {
+  const char *table;  // in schema jnx
+  Oid relid;          // of the last load; InvalidOid before the first
+  uint64 generation;  // bumped by every invalidation of the table
+  uint64 loaded;      // the generation the cached contents belong to
+  bool valid() const { return loaded == generation; }
+};
+
+// Registers the invalidation callback and the webhook-secrets cache; called
+// once from _PG_init. Other caches register themselves there too.
+void InitConfigCache();
+void RegisterTableCache(TableCache *cache);
+
+// One column to read: its name and the type it must have.
+struct ConfigColumn {
+  const char *name;
+  Oid type;
+};
+
+// Scans jnx.<cache->table> under AccessShareLock with the latest snapshot and
+// calls row(values, isnull, arg) for each live row (values in column order,
+// valid only during the call). Returns the generation to pass to
+// MarkLoaded once everything read has been turned into the cached contents.
+// May ereport (missing table, changed column type, lock timeout): call it
+// from a frame that holds no C++ object.
+uint64 ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int ncolumns,
+                       void (*row)(const Datum *values, const bool *isnull, void *arg), void *arg);
+inline void MarkLoaded(TableCache *cache, uint64 generation) {
+  cache->loaded = generation;
+}
+
+// Unix seconds of a finite timestamptz (floor); raises 22008 for infinity.
+int64 UnixSeconds(TimestampTz ts);
+
 struct SecretKeys {
   std::string_view keys[kMaxWebhookSecrets];  // views into the cache's memory context
   int count = 0;
 };
 
-// Registers the invalidation callbacks; called once from _PG_init.
-void InitConfigCache();
-void InitTokenCache();
-
-// The oid of table jnx.<name>; raises when the extension's table is missing.
-Oid ConfigRelid(const char *name);
-
-// Reading an owner-only table from any caller: switch to the table's owner
-// and connect SPI; EndOwnerRead undoes both (an error undoes them too, with
-// the (sub)transaction). Trivially destructible, so safe across ereport.
-struct OwnerRead {
-  Oid save_user;
-  int save_sec;
-};
-OwnerRead BeginOwnerRead(Oid relid);
-void EndOwnerRead(const OwnerRead &read);
-
-// Unix seconds of a finite timestamptz (floor); raises 22008 for infinity.
-int64 UnixSeconds(TimestampTz ts);
-
-// The decoded keys, reading jnx.webhook_secrets as its owner when the cache is
-// stale. May ereport: call it from a frame that holds no C++ object.
+// The decoded webhook keys, loading them when the cache is not valid.
+// May ereport: call it from a frame that holds no C++ object.
 SecretKeys CurrentWebhookKeys();
 
 }  // namespace jnx::pg

@@ -14,11 +14,10 @@
 
 extern "C" {
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "executor/spi.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/guc.h"
-#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -39,33 +38,57 @@ struct TokenConfig {
   core::TokenPolicy policy;
 };
 TokenConfig *token_config = nullptr;  // owned; replaced as a whole
-bool token_config_valid = false;
-Oid token_config_relid = InvalidOid;
+TableCache token_cache = {"token_config", InvalidOid, 1, 0};
 
-void TokenRelcacheCallback(Datum /*arg*/, Oid relid) {
-  if (relid == InvalidOid || relid == token_config_relid) token_config_valid = false;
+// What the scan copies out of the row (palloc'd in the caller's context).
+struct TokenRow {
+  bool found;
+  char *jwks;  // NULL: no key set yet
+  int nissuers;
+  char **issuers;
+  int nparties;
+  char **parties;
+  int32 leeway;
+};
+
+void TextArray(Datum value, int *count, char ***out) {
+  Datum *elems = nullptr;
+  bool *nulls = nullptr;
+  int n = 0;
+  deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
+                    &n);
+  *out = static_cast<char **>(palloc0(sizeof(char *) * (n + 1)));
+  *count = 0;
+  for (int i = 0; i < n; ++i) {
+    if (!nulls[i]) (*out)[(*count)++] = TextDatumGetCString(elems[i]);
+  }
 }
 
-// Builds a new configuration from the stored texts; false on a bad JWKS.
-bool BuildTokenConfig(const char *jwks, const char *issuers, const char *parties, int leeway,
-                      Failure *failure) noexcept {
+void CollectTokenRow(const Datum *values, const bool *isnull, void *arg) {
+  auto *row = static_cast<TokenRow *>(arg);
+  row->found = true;
+  if (!isnull[0]) {
+    Jsonb *jwks = DatumGetJsonbP(values[0]);
+    row->jwks = JsonbToCString(nullptr, &jwks->root, VARSIZE(jwks));
+  }
+  if (!isnull[1]) TextArray(values[1], &row->nissuers, &row->issuers);
+  if (!isnull[2]) TextArray(values[2], &row->nparties, &row->parties);
+  if (!isnull[3]) row->leeway = DatumGetInt32(values[3]);
+}
+
+// Builds a new configuration from the stored row and swaps it in; false on a
+// bad JWKS (the old one stays, the cache stays invalid).
+bool BuildTokenConfig(const TokenRow &row, Failure *failure) noexcept {
   bool ok = false;
   Guard(failure, [&] {
     auto fresh = std::make_unique<TokenConfig>();
-    auto split = [](const char *lines, std::vector<std::string> *out) {
-      std::string_view rest = lines != nullptr ? lines : "";
-      while (!rest.empty()) {
-        const size_t nl = rest.find('\n');
-        if (nl != 0) out->emplace_back(rest.substr(0, nl));
-        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-      }
-    };
-    split(issuers, &fresh->policy.issuers);
-    split(parties, &fresh->policy.authorized_parties);
-    fresh->policy.leeway_seconds = leeway;
-    if (jwks != nullptr) {
+    for (int i = 0; i < row.nissuers; ++i) fresh->policy.issuers.emplace_back(row.issuers[i]);
+    for (int i = 0; i < row.nparties; ++i)
+      fresh->policy.authorized_parties.emplace_back(row.parties[i]);
+    fresh->policy.leeway_seconds = row.leeway;
+    if (row.jwks != nullptr) {
       std::string detail;
-      core::TokenError err = core::KeySet::Parse(jwks, &fresh->keys, &detail);
+      core::TokenError err = core::KeySet::Parse(row.jwks, &fresh->keys, &detail);
       if (err != core::TokenError::kOk) {
         SetTokenFailure(failure, err, detail.c_str());
         return;
@@ -80,47 +103,24 @@ bool BuildTokenConfig(const char *jwks, const char *issuers, const char *parties
 }
 
 void LoadTokenConfig() {
-  Oid relid = ConfigRelid("token_config");
-  token_config_relid = relid;
-  token_config_valid = true;  // an invalidation during the read clears it again
-
-  MemoryContext caller = CurrentMemoryContext;
-  char *jwks = nullptr, *issuers = nullptr, *parties = nullptr;
-  int leeway = 5;
-  OwnerRead read = BeginOwnerRead(relid);
-  int rc = SPI_execute(
-      "SELECT jwks::text, array_to_string(issuers, E'\\n'), "
-      "array_to_string(authorized_parties, E'\\n'), leeway_seconds FROM jnx.token_config",
-      true, 1);
-  if (rc != SPI_OK_SELECT) {
-    ereport(ERROR, (errcode(kInternalFailure),
-                    errmsg("reading jnx.token_config failed: SPI code %d", rc)));
-  }
-  if (SPI_processed == 1) {
-    auto copy = [&](int col) -> char * {
-      char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
-      return v != nullptr ? MemoryContextStrdup(caller, v) : nullptr;
-    };
-    jwks = copy(1);
-    issuers = copy(2);
-    parties = copy(3);
-    char *l = copy(4);
-    if (l != nullptr) leeway = pg_strtoint32(l);
-  }
-  EndOwnerRead(read);
-
+  static const ConfigColumn kColumns[] = {{"jwks", JSONBOID},
+                                          {"issuers", TEXTARRAYOID},
+                                          {"authorized_parties", TEXTARRAYOID},
+                                          {"leeway_seconds", INT4OID}};
+  TokenRow row = {};
+  row.leeway = 5;
+  const uint64 generation = ScanConfigTable(&token_cache, kColumns, 4, CollectTokenRow, &row);
   Failure failure;
-  if (!BuildTokenConfig(jwks, issuers, parties, leeway, &failure)) {
-    token_config_valid = false;
-    RaiseFailure(failure);
-  }
+  if (!BuildTokenConfig(row, &failure)) RaiseFailure(failure);
+  MarkLoaded(&token_cache, generation);
 }
 
 const TokenConfig &CurrentTokenConfig() {
-  if (!token_config_valid || token_config == nullptr) LoadTokenConfig();
+  if (!token_cache.valid() || token_config == nullptr) LoadTokenConfig();
   if (!token_config->configured) {
     ereport(ERROR,
-            (errcode(kTokenNotConfigured), errmsg("session tokens are not configured"),
+            (errhidestmt(true), errcode(kTokenNotConfigured),
+             errmsg("session tokens are not configured"),
              errhint("Call jnx.set_jwks() and jnx.set_token_policy() as the extension owner.")));
   }
   return *token_config;
@@ -183,21 +183,33 @@ Datum ClaimsJsonb(const char *claims) {
 
 // --- identity -----------------------------------------------------------------------
 
+// The identity follows the rules of a SET LOCAL setting: set in a
+// subtransaction, it is handed to the parent when that subtransaction commits
+// and gives way to the parent's identity when it rolls back; the transaction's
+// end clears it. Hence a stack, one entry per nesting level that set one.
 struct Identity {
-  int nest_level = 0;
-  char *claims = nullptr;  // JSON text, TopMemoryContext; NULL: not authenticated
-  char *sub = nullptr;
-  char *org_id = nullptr;  // empty string: no active org
-  char *org_role = nullptr;
+  int nest_level;
+  char *claims;  // JSON text
+  char *sub;
+  char *org_id;    // empty string: no active org
+  char *org_role;  // empty string: none
+  Identity *outer;
 };
-Identity identity;
+Identity *identity = nullptr;              // innermost; NULL: not authenticated
+MemoryContext identity_context = nullptr;  // entries live here, freed one by one
 
-void ClearIdentity() {
-  if (identity.claims != nullptr) pfree(identity.claims);
-  if (identity.sub != nullptr) pfree(identity.sub);
-  if (identity.org_id != nullptr) pfree(identity.org_id);
-  if (identity.org_role != nullptr) pfree(identity.org_role);
-  identity = Identity();
+void FreeIdentity(Identity *entry) {
+  pfree(entry->claims);
+  pfree(entry->sub);
+  pfree(entry->org_id);
+  pfree(entry->org_role);
+  pfree(entry);
+}
+
+void PopIdentity() {
+  Identity *top = identity;
+  identity = top->outer;
+  FreeIdentity(top);
 }
 
 void IdentityXactCallback(XactEvent event, void * /*arg*/) {
@@ -207,25 +219,57 @@ void IdentityXactCallback(XactEvent event, void * /*arg*/) {
     case XACT_EVENT_PARALLEL_COMMIT:
     case XACT_EVENT_PARALLEL_ABORT:
     case XACT_EVENT_PREPARE:
-      if (identity.claims != nullptr) ClearIdentity();
+      while (identity != nullptr) PopIdentity();
       break;
     default: break;
   }
 }
 
-// A subtransaction that set the identity and rolls back takes it along.
 void IdentitySubXactCallback(SubXactEvent event, SubTransactionId /*sub*/,
                              SubTransactionId /*parent*/, void * /*arg*/) {
-  if (event == SUBXACT_EVENT_ABORT_SUB && (identity.claims != nullptr) &&
-      identity.nest_level >= GetCurrentTransactionNestLevel()) {
-    ClearIdentity();
+  const int level = GetCurrentTransactionNestLevel();  // the ending subtransaction's
+  if (event == SUBXACT_EVENT_ABORT_SUB) {
+    while (identity != nullptr && identity->nest_level >= level) PopIdentity();
+  } else if (event == SUBXACT_EVENT_COMMIT_SUB && identity != nullptr &&
+             identity->nest_level >= level) {
+    // The parent keeps it, replacing what the parent itself had set.
+    if (identity->outer != nullptr && identity->outer->nest_level == level - 1) {
+      Identity *replaced = identity->outer;
+      identity->outer = replaced->outer;
+      FreeIdentity(replaced);
+    }
+    identity->nest_level = level - 1;
   }
+}
+
+// Makes a verified token the identity at the current nesting level. Every
+// allocation happens before the stack changes, so an out-of-memory error
+// leaves the previous identity in place.
+void PushIdentity(const Verified &v) {
+  const int level = GetCurrentTransactionNestLevel();
+  if (identity_context == nullptr) {
+    identity_context =
+        AllocSetContextCreate(TopMemoryContext, "jnx_auth identity", ALLOCSET_SMALL_SIZES);
+  }
+  auto *entry = static_cast<Identity *>(MemoryContextAllocZero(identity_context, sizeof(Identity)));
+  entry->claims = MemoryContextStrdup(identity_context, v.claims);
+  entry->sub = MemoryContextStrdup(identity_context, v.sub);
+  entry->org_id = MemoryContextStrdup(identity_context, v.org_id);
+  entry->org_role = MemoryContextStrdup(identity_context, v.org_role);
+  entry->nest_level = level;
+  if (identity != nullptr && identity->nest_level == level) {
+    entry->outer = identity->outer;
+    FreeIdentity(identity);
+  } else {
+    entry->outer = identity;
+  }
+  identity = entry;
 }
 
 }  // namespace
 
 void InitTokenCache() {
-  CacheRegisterRelcacheCallback(TokenRelcacheCallback, PointerGetDatum(nullptr));
+  RegisterTableCache(&token_cache);
   RegisterXactCallback(IdentityXactCallback, nullptr);
   RegisterSubXactCallback(IdentitySubXactCallback, nullptr);
 }
@@ -237,11 +281,12 @@ using jnx::pg::Failure;
 // jnx.verify_session_token(token text, now timestamptz DEFAULT now()) -> jsonb
 JNX_FUNCTION(jnx_verify_session_token) {
   if (PG_ARGISNULL(0)) {
-    ereport(ERROR, (errcode(jnx::pg::kTokenMalformed), errmsg("session token is malformed"),
-                    errdetail("The token is missing.")));
+    ereport(ERROR, (errhidestmt(true), errcode(jnx::pg::kTokenMalformed),
+                    errmsg("session token is malformed"), errdetail("The token is missing.")));
   }
   if (PG_ARGISNULL(1)) {
-    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("now is NULL")));
+    ereport(ERROR,
+            (errhidestmt(true), errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("now is NULL")));
   }
   jnx::pg::Verified v = jnx::pg::Verify(PG_GETARG_TEXT_PP(0), PG_GETARG_TIMESTAMPTZ(1));
   PG_RETURN_DATUM(jnx::pg::ClaimsJsonb(v.claims));
@@ -250,25 +295,14 @@ JNX_FUNCTION(jnx_verify_session_token) {
 // jnx.authenticate(token text) -> jsonb: the identity of this transaction.
 JNX_FUNCTION(jnx_authenticate) {
   if (PG_ARGISNULL(0)) {
-    ereport(ERROR, (errcode(jnx::pg::kNotAuthenticated), errmsg("not authenticated"),
-                    errdetail("No session token was given.")));
+    ereport(ERROR, (errhidestmt(true), errcode(jnx::pg::kNotAuthenticated),
+                    errmsg("not authenticated"), errdetail("No session token was given.")));
   }
   jnx::pg::Verified v =
       jnx::pg::Verify(PG_GETARG_TEXT_PP(0), GetCurrentTransactionStartTimestamp());
   Datum claims = jnx::pg::ClaimsJsonb(v.claims);
 
-  // Copy everything first; claims, which marks the identity as set, last, so
-  // that an allocation failure never leaves half an identity.
-  jnx::pg::ClearIdentity();
-  char *sub = MemoryContextStrdup(TopMemoryContext, v.sub);
-  char *org_id = MemoryContextStrdup(TopMemoryContext, v.org_id);
-  char *org_role = MemoryContextStrdup(TopMemoryContext, v.org_role);
-  char *kept_claims = MemoryContextStrdup(TopMemoryContext, v.claims);
-  jnx::pg::identity.sub = sub;
-  jnx::pg::identity.org_id = org_id;
-  jnx::pg::identity.org_role = org_role;
-  jnx::pg::identity.nest_level = GetCurrentTransactionNestLevel();
-  jnx::pg::identity.claims = kept_claims;
+  jnx::pg::PushIdentity(v);
 
   // For Supabase-style policies written by others; ours never read it.
   (void)set_config_option("request.jwt.claims", v.claims, PGC_USERSET, PGC_S_SESSION,
@@ -278,27 +312,26 @@ JNX_FUNCTION(jnx_authenticate) {
 
 // jnx.claims() -> jsonb, NULL when the transaction is not authenticated.
 JNX_FUNCTION(jnx_claims) {
-  if (jnx::pg::identity.claims == nullptr) PG_RETURN_NULL();
-  PG_RETURN_DATUM(jnx::pg::ClaimsJsonb(jnx::pg::identity.claims));
+  if (jnx::pg::identity == nullptr) PG_RETURN_NULL();
+  PG_RETURN_DATUM(jnx::pg::ClaimsJsonb(jnx::pg::identity->claims));
 }
 
 // jnx.user_id() -> text: the Clerk user id (sub), NULL when not authenticated.
 JNX_FUNCTION(jnx_user_id) {
-  if (jnx::pg::identity.claims == nullptr) PG_RETURN_NULL();
-  PG_RETURN_TEXT_P(cstring_to_text(jnx::pg::identity.sub));
+  if (jnx::pg::identity == nullptr) PG_RETURN_NULL();
+  PG_RETURN_TEXT_P(cstring_to_text(jnx::pg::identity->sub));
 }
 
 // jnx.org_id() -> text: the active Clerk organization id, NULL when none.
 JNX_FUNCTION(jnx_org_id) {
-  if (jnx::pg::identity.claims == nullptr || jnx::pg::identity.org_id[0] == '\0') PG_RETURN_NULL();
-  PG_RETURN_TEXT_P(cstring_to_text(jnx::pg::identity.org_id));
+  if (jnx::pg::identity == nullptr || jnx::pg::identity->org_id[0] == '\0') PG_RETURN_NULL();
+  PG_RETURN_TEXT_P(cstring_to_text(jnx::pg::identity->org_id));
 }
 
 // jnx.org_role() -> text: the role in the active organization ("org:admin"), NULL when none.
 JNX_FUNCTION(jnx_org_role) {
-  if (jnx::pg::identity.claims == nullptr || jnx::pg::identity.org_role[0] == '\0')
-    PG_RETURN_NULL();
-  PG_RETURN_TEXT_P(cstring_to_text(jnx::pg::identity.org_role));
+  if (jnx::pg::identity == nullptr || jnx::pg::identity->org_role[0] == '\0') PG_RETURN_NULL();
+  PG_RETURN_TEXT_P(cstring_to_text(jnx::pg::identity->org_role));
 }
 
 // jnx._check_jwks(jwks jsonb) -> void: raises JX110 unless the key set is usable.

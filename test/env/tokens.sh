@@ -11,7 +11,7 @@ MINT=$ROOT/build/jnx-mint
 mkdir -p "$DIR"
 chmod 700 "$DIR"
 jwk=$("$MINT" keygen "$DIR" ins_test_1)
-"$MINT" keygen "$DIR" ins_stranger >/dev/null
+stranger_jwk=$("$MINT" keygen "$DIR" ins_stranger)
 printf '{"keys":[%s]}\n' "$jwk" >"$DIR/jwks.json"
 
 now=$(date +%s)
@@ -24,6 +24,8 @@ mint() { "$MINT" token "$DIR" "${3:-ins_test_1}" "${2:-$header}" "$1" "${4:-RS25
 out=$DIR/tokens.psql
 {
   echo "\\set jwks '$(cat "$DIR/jwks.json")'"
+  # Both keys: for tests that remove the stranger's key again.
+  echo "\\set jwks_with_stranger '{\"keys\":[$jwk,$stranger_jwk]}'"
   echo "\\set issuer '$iss'"
   echo "\\set party '$azp'"
   # Identities. alice: member of org_x (claims v2); bob: member of org_y (v1);

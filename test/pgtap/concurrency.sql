@@ -1,0 +1,128 @@
+-- pgTAP: what other sessions can do to this one. Real second sessions
+-- (dblink) hold locks and commit while this backend reloads its caches or
+-- runs jnx.me(). Not wrapped in a transaction: the other sessions must see
+-- what this one commits, and the other way round. Cleans up after itself.
+\getenv tokens_file JNX_TOKENS_FILE
+\set ECHO none
+\i :tokens_file
+\set QUIET 1
+CREATE EXTENSION IF NOT EXISTS dblink;
+SELECT plan(15);
+
+CREATE SCHEMA conc;
+-- A libpq conninfo for another session on this database, as this user.
+CREATE FUNCTION conc.conninfo(app text) RETURNS text LANGUAGE sql AS $$
+    SELECT format('host=%s port=%s dbname=%s user=%s application_name=%s',
+                  split_part(current_setting('unix_socket_directories'), ',', 1),
+                  current_setting('port'), current_database(), current_user, app)
+$$;
+-- Waits (at most 10 s) until the session named app waits for a lock.
+CREATE FUNCTION conc.wait_for_lock(app text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. 200 LOOP
+        IF EXISTS (SELECT 1 FROM pg_stat_activity
+                    WHERE application_name = app AND wait_event_type = 'Lock') THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RETURN false;
+END
+$$;
+-- Runs a statement that returns one row of one column in another session.
+CREATE FUNCTION conc.remote(conn text, sql text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM * FROM dblink(conn, sql) AS t(r text);
+END
+$$;
+SELECT dblink_connect('admin', conc.conninfo('conc_admin'));
+SELECT dblink_connect('locker', conc.conninfo('conc_locker'));
+
+-- 1. A JWKS reload that fails (lock timeout) must not leave the removed key
+--    accepted in this backend.
+SELECT jnx.set_jwks(:'jwks_with_stranger');
+SELECT jnx.set_token_policy(ARRAY[:'issuer'], ARRAY[:'party']);
+SELECT lives_ok(format('SELECT jnx.verify_session_token(%L)', :'tok_stranger'),
+                'the second key is accepted while configured (and now cached here)');
+-- Another session removes it and commits; a third holds the table.
+SELECT conc.remote('admin', format('SELECT jnx.set_jwks(%L)::text', :'jwks'));
+SELECT dblink_exec('locker', 'BEGIN');
+SELECT dblink_exec('locker', 'LOCK TABLE jnx.token_config IN ACCESS EXCLUSIVE MODE');
+SET lock_timeout = '200ms';
+SELECT throws_ok(format('SELECT jnx.verify_session_token(%L)', :'tok_stranger'), '55P03', NULL,
+                 'the reload cannot read the table: lock timeout');
+SELECT throws_ok(format('SELECT jnx.verify_session_token(%L)', :'tok_stranger'), '55P03', NULL,
+                 'a second try reloads again instead of trusting the old keys');
+SELECT throws_ok(format('SELECT jnx.verify_session_token(%L)', :'tok_alice'), '55P03', NULL,
+                 'no token verifies with a configuration that could not be read');
+SELECT dblink_exec('locker', 'ROLLBACK');
+SELECT throws_ok(format('SELECT jnx.verify_session_token(%L)', :'tok_stranger'), 'JX102', NULL,
+                 'once readable: the removed key is refused');
+SELECT lives_ok(format('SELECT jnx.verify_session_token(%L)', :'tok_alice'),
+                'and the remaining key still verifies');
+RESET lock_timeout;
+
+-- 2. The same for webhook secrets: a failed reload must not make the
+--    configured secret look missing (JX004, which the shim answers 503).
+SELECT jnx.set_webhook_secrets('whsec_' || encode('concurrency test key number one!', 'base64'));
+CREATE TABLE conc.delivery AS
+    SELECT 'msg_conc_1'::text AS id, extract(epoch FROM now())::bigint AS ts,
+           convert_to('{"type":"user.created"}', 'UTF8') AS body;
+SELECT lives_ok($$SELECT jnx.verify_webhook(id, ts::text,
+                      jnx.webhook_sign('whsec_' || encode('concurrency test key number one!', 'base64'), id, ts, body),
+                      body) FROM conc.delivery$$, 'the configured secret verifies (and is cached here)');
+SELECT conc.remote('admin', $$SELECT jnx.set_webhook_secrets(
+    'whsec_' || encode('concurrency test key number one!', 'base64'),
+    'whsec_' || encode('concurrency test key number two!', 'base64'))::text$$);
+SELECT dblink_exec('locker', 'BEGIN');
+SELECT dblink_exec('locker', 'LOCK TABLE jnx.webhook_secrets IN ACCESS EXCLUSIVE MODE');
+SET lock_timeout = '200ms';
+SELECT throws_ok($$SELECT jnx.verify_webhook(id, ts::text, 'v1,AAAA', body) FROM conc.delivery$$,
+                 '55P03', NULL, 'the reload of the secrets times out');
+SELECT throws_ok($$SELECT jnx.verify_webhook(id, ts::text, 'v1,AAAA', body) FROM conc.delivery$$,
+                 '55P03', NULL, 'and times out again: the secrets never look missing (JX004)');
+SELECT dblink_exec('locker', 'ROLLBACK');
+RESET lock_timeout;
+SELECT lives_ok($$SELECT jnx.verify_webhook(id, ts::text,
+                      jnx.webhook_sign('whsec_' || encode('concurrency test key number two!', 'base64'), id, ts, body),
+                      body) FROM conc.delivery$$, 'once readable: the newly added secret verifies');
+
+-- 3. jnx.me() racing a user.deleted: the tombstone commits while me() waits
+--    on it. The answer is JX202 (the shim's 403), never NULL (an empty 200).
+CREATE FUNCTION conc.me_as(token text) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM jnx.authenticate(token);
+    SET LOCAL ROLE authenticated;
+    RETURN jnx.me();
+END
+$$;
+GRANT USAGE ON SCHEMA conc TO authenticated;
+SELECT dblink_connect('caller', conc.conninfo('conc_caller'));
+SELECT dblink_exec('admin', 'BEGIN');
+SELECT conc.remote('admin', $$SELECT jnx._delete_user('user_dave', now())::text$$);
+SELECT dblink_send_query('caller', format('SELECT conc.me_as(%L)', :'tok_dave'));
+SELECT ok(conc.wait_for_lock('conc_caller'), 'me() waits on the uncommitted tombstone');
+SELECT dblink_exec('admin', 'COMMIT');
+SELECT throws_ok($$SELECT * FROM dblink_get_result('caller') AS t(me jsonb)$$, 'JX202', NULL,
+                 'me() answers "deleted", not NULL');
+SELECT is((SELECT count(*) FROM jnx.users WHERE clerk_user_id = 'user_dave' AND deleted_at IS NOT NULL),
+          1::bigint, 'one row: the tombstone');
+SELECT dblink_disconnect('caller');
+-- The same without the race: a tombstone already there is refused up front.
+SELECT dblink_connect('caller', conc.conninfo('conc_caller'));
+SELECT throws_ok(format($$SELECT * FROM dblink('caller', %L) AS t(me jsonb)$$,
+                        format('SELECT conc.me_as(%L)', :'tok_dave')),
+                 'JX202', NULL, 'a deleted user gets no provisional row');
+SELECT is((SELECT count(*) FROM jnx.users WHERE clerk_user_id = 'user_dave'), 1::bigint,
+          'still only the tombstone');
+
+SELECT dblink_disconnect('caller');
+SELECT dblink_disconnect('locker');
+SELECT dblink_disconnect('admin');
+SELECT * FROM finish();
+
+-- Clean up for the other pgTAP files of this database.
+DELETE FROM jnx.users WHERE clerk_user_id = 'user_dave';
+DELETE FROM jnx.token_config;
+DELETE FROM jnx.webhook_secrets;
+DROP SCHEMA conc CASCADE;
