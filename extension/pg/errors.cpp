@@ -84,8 +84,11 @@ void SetTokenFailure(Failure *failure, core::TokenError err, const char *detail)
   failure->Set(kInternalFailure, "internal failure in jnx_auth");
 }
 
+// errhidestmt: the statement that failed may hold a token or a secret as a
+// literal (SELECT jnx.authenticate('eyJ...')); log_min_error_statement
+// would copy it into the server log.
 void RaiseFailure(const Failure &failure) {
-  ereport(ERROR, (errcode(failure.sqlstate), errmsg("%s", failure.message),
+  ereport(ERROR, (errcode(failure.sqlstate), errmsg("%s", failure.message), errhidestmt(true),
                   failure.detail[0] != '\0' ? errdetail("%s", failure.detail) : 0,
                   failure.hint[0] != '\0' ? errhint("%s", failure.hint) : 0));
   pg_unreachable();

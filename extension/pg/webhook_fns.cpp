@@ -95,8 +95,8 @@ void CheckSecretWorker(std::string_view secret, Failure *failure) noexcept {
 
 void RaiseMissing(const char *what) {
   ereport(ERROR,
-          (errcode(kWebhookMalformedHeader), errmsg("webhook headers are missing or malformed"),
-           errdetail("%s is missing.", what)));
+          (errhidestmt(true), errcode(kWebhookMalformedHeader),
+           errmsg("webhook headers are missing or malformed"), errdetail("%s is missing.", what)));
 }
 
 }  // namespace
@@ -125,10 +125,12 @@ JNX_FUNCTION(jnx_verify_webhook) {
   if (PG_ARGISNULL(1)) jnx::pg::RaiseMissing("svix-timestamp");
   if (PG_ARGISNULL(2)) jnx::pg::RaiseMissing("svix-signature");
   if (PG_ARGISNULL(3)) {
-    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("webhook body is NULL")));
+    ereport(ERROR, (errhidestmt(true), errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                    errmsg("webhook body is NULL")));
   }
   if (PG_ARGISNULL(5)) {
-    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("now is NULL")));
+    ereport(ERROR,
+            (errhidestmt(true), errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("now is NULL")));
   }
   text *msg_id = PG_GETARG_TEXT_PP(0);
   text *timestamp = PG_GETARG_TEXT_PP(1);

@@ -23,8 +23,12 @@ AS 'MODULE_PATHNAME', 'jnx_check_webhook_secret'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 REVOKE ALL ON FUNCTION jnx._check_webhook_secret(text) FROM PUBLIC;
 
+-- The secrets are the arguments of the statement that calls this function:
+-- if it fails (a malformed secret, a lock timeout, a cancel), PostgreSQL
+-- would copy that statement into the server log (log_min_error_statement).
+-- The SET clause is still in force when the error is logged, so nothing is.
 CREATE OR REPLACE FUNCTION jnx.set_webhook_secrets(VARIADIC secrets text[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET log_min_error_statement = panic AS $$
 DECLARE
     n int := coalesce(cardinality(secrets), 0);
 BEGIN
