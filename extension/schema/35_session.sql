@@ -98,7 +98,13 @@ BEGIN
     INSERT INTO jnx.users (clerk_user_id, email, first_name, last_name, image_url, org_id, sync_state)
     VALUES (uid, c->>'email', c->>'first_name', c->>'last_name', c->>'image_url', active, 'provisional')
     ON CONFLICT (clerk_user_id) DO NOTHING;
-    RETURN jnx.get_user_by_clerk_id(uid);
+    profile := jnx.get_user_by_clerk_id(uid);
+    IF profile IS NULL THEN
+        -- The INSERT met a row it cannot see as live: a user.deleted that
+        -- committed while this call ran (a tombstone). Never an empty answer.
+        RAISE EXCEPTION 'not authorized' USING ERRCODE = 'JX202', DETAIL = 'The user has been deleted.';
+    END IF;
+    RETURN profile;
 END
 $$;
 COMMENT ON FUNCTION jnx.me() IS
