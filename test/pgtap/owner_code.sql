@@ -21,7 +21,7 @@
 \set ECHO none
 \i :tokens_file
 \set QUIET 1
-SELECT plan(18);
+SELECT plan(19);
 
 -- The trap ------------------------------------------------------------------
 CREATE SCHEMA tripwire;
@@ -349,6 +349,15 @@ SELECT is((SELECT result->>'sub' FROM ownercheck.results WHERE what = 'verify_se
           'the owner verified a token');
 SELECT is((SELECT count(*) FROM jnx.users WHERE clerk_user_id = 'user_x'), 0::bigint,
           'no caller but the owner could upsert');
+
+-- And statically: every SECURITY DEFINER function and every trigger
+-- function in SQL or PL/pgSQL pins its path, with pg_temp last.
+SELECT is((SELECT coalesce(string_agg(p.oid::regprocedure::text, ', '), '')
+             FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+            WHERE p.pronamespace = 'jnx'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
+              AND (p.prosecdef OR p.prorettype = 'trigger'::regtype)
+              AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)),
+          '', 'every definer and trigger function pins search_path = pg_catalog, pg_temp');
 
 SELECT * FROM finish();
 
