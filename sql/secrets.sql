@@ -82,3 +82,28 @@ SELECT regress.outcome(format(
     'SELECT jnx.verify_webhook(%L, %L, %L, %L::bytea, now => to_timestamp(%s))',
     msg_id, ts, signature, body, ts)) AS after_rollback_again
   FROM regress.vector;
+
+-- The leader of a parallel query may not take a new snapshot: a reload there
+-- reads with the statement's snapshot and is not kept.
+CREATE TABLE regress.parallel_rows AS SELECT g FROM generate_series(1, 1000) g;
+ANALYZE regress.parallel_rows;
+SET force_parallel_mode = on;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SELECT jnx.set_webhook_secrets(secret) FROM regress.vector;
+EXPLAIN (costs off)
+SELECT jnx.verify_webhook(v.msg_id, v.ts::text, v.signature, v.body, now => to_timestamp(v.ts))
+  FROM regress.parallel_rows p, regress.vector v WHERE p.g = 1;
+SELECT jnx.verify_webhook(v.msg_id, v.ts::text, v.signature, v.body, now => to_timestamp(v.ts))
+       AS verified_in_a_parallel_query
+  FROM regress.parallel_rows p, regress.vector v WHERE p.g = 1;
+RESET force_parallel_mode;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+SELECT regress.outcome(format(
+    'SELECT jnx.verify_webhook(%L, %L, %L, %L::bytea, now => to_timestamp(%s))',
+    msg_id, ts, signature, body, ts)) AS after_the_parallel_query
+  FROM regress.vector;
+DROP TABLE regress.parallel_rows;

@@ -9,8 +9,10 @@
 extern "C" {
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -82,7 +84,7 @@ bool DecodeInto(const char *secret, size_t secret_len, char *out, size_t *out_le
 void LoadSecrets() {
   static const ConfigColumn kColumns[] = {{"position", INT4OID}, {"secret", TEXTOID}};
   SecretRows rows = {};
-  const uint64 generation = ScanConfigTable(&secrets_cache, kColumns, 2, CollectSecret, &rows);
+  const LoadTicket ticket = ScanConfigTable(&secrets_cache, kColumns, 2, CollectSecret, &rows);
   if (rows.overflow) {
     ereport(ERROR, (errhidestmt(true), errcode(kWebhookInvalidSecret),
                     errmsg("more than 16 webhook secrets are stored"),
@@ -114,7 +116,7 @@ void LoadSecrets() {
   if (secrets_context != nullptr) MemoryContextDelete(secrets_context);
   secrets_context = fresh;
   cached_keys = keys;
-  MarkLoaded(&secrets_cache, generation);
+  MarkLoaded(&secrets_cache, ticket);
 }
 
 }  // namespace
@@ -131,8 +133,9 @@ void InitConfigCache() {
   CacheRegisterRelcacheCallback(ConfigRelcacheCallback, PointerGetDatum(nullptr));
 }
 
-uint64 ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int ncolumns,
-                       void (*row)(const Datum *values, const bool *isnull, void *arg), void *arg) {
+LoadTicket ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int ncolumns,
+                           void (*row)(const Datum *values, const bool *isnull, void *arg),
+                           void *arg) {
   Assert(ncolumns <= kMaxColumns);
   const Oid nsp = get_namespace_oid("jnx", true);
   const Oid relid = OidIsValid(nsp) ? get_relname_relid(cache->table, nsp) : InvalidOid;
@@ -146,7 +149,7 @@ uint64 ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int ncolu
   // at least as new as every change this backend has been told about.
   Relation rel = table_open(relid, AccessShareLock);
   cache->relid = relid;
-  const uint64 generation = cache->generation;
+  LoadTicket ticket = {cache->generation, !IsInParallelMode()};
 
   TupleDesc desc = RelationGetDescr(rel);
   AttrNumber attnums[kMaxColumns];
@@ -167,7 +170,11 @@ uint64 ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int ncolu
     }
   }
 
-  Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+  // A parallel query's leader may not take a new snapshot: read with the
+  // statement's, and do not keep the result.
+  Snapshot snapshot = RegisterSnapshot(ticket.cacheable      ? GetLatestSnapshot()
+                                       : ActiveSnapshotSet() ? GetActiveSnapshot()
+                                                             : GetTransactionSnapshot());
   TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
   Datum values[kMaxColumns];
   bool isnull[kMaxColumns];
@@ -179,7 +186,7 @@ uint64 ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int ncolu
   table_endscan(scan);
   UnregisterSnapshot(snapshot);
   table_close(rel, AccessShareLock);
-  return generation;
+  return ticket;
 }
 
 int64 UnixSeconds(TimestampTz ts) {

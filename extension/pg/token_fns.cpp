@@ -109,10 +109,10 @@ void LoadTokenConfig() {
                                           {"leeway_seconds", INT4OID}};
   TokenRow row = {};
   row.leeway = 5;
-  const uint64 generation = ScanConfigTable(&token_cache, kColumns, 4, CollectTokenRow, &row);
+  const LoadTicket ticket = ScanConfigTable(&token_cache, kColumns, 4, CollectTokenRow, &row);
   Failure failure;
   if (!BuildTokenConfig(row, &failure)) RaiseFailure(failure);
-  MarkLoaded(&token_cache, generation);
+  MarkLoaded(&token_cache, ticket);
 }
 
 const TokenConfig &CurrentTokenConfig() {
