@@ -17,6 +17,16 @@ check() {  # check "description" command...
 q() { psql -X -q -tA -v ON_ERROR_STOP=1 -d "$@"; }
 equals() { [[ "$1" == "$2" ]] || { echo "#   got:  $1" >&2; echo "#   want: $2" >&2; return 1; }; }
 
+# Keys and tokens minted at test time (test/env/tokens.sh).
+make -s -C "$ROOT" regress-tokens >/dev/null
+TOKENS_DIR=$(dirname "${JNX_TOKENS_FILE:-$ROOT/build/regress-tokens/tokens.psql}")
+[[ -s $TOKENS_DIR/jwks.json ]] || { echo "upgrade: no minted keys in $TOKENS_DIR (make regress-tokens)" >&2; exit 1; }
+jq_jwks() { cat "$TOKENS_DIR/jwks.json"; }
+ISSUER=$(sed -n "s/^\\\\set issuer '\\(.*\\)'$/\\1/p" "$TOKENS_DIR/tokens.psql")
+PARTY=$(sed -n "s/^\\\\set party '\\(.*\\)'$/\\1/p" "$TOKENS_DIR/tokens.psql")
+TOKEN=$(sed -n "s/^\\\\set tok_alice '\\(.*\\)'$/\\1/p" "$TOKENS_DIR/tokens.psql")
+[[ -n $ISSUER && -n $PARTY && -n $TOKEN ]] || { echo "upgrade: cannot read $TOKENS_DIR/tokens.psql" >&2; exit 1; }
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 q postgres -c "DROP DATABASE IF EXISTS jnx_upgrade_fresh" -c "CREATE DATABASE jnx_upgrade_fresh"
@@ -38,6 +48,14 @@ WITH d AS (SELECT convert_to('{"type":"user.created","object":"event","timestamp
               (SELECT secret FROM jnx.webhook_secrets LIMIT 1) AS s)
 SELECT jnx.ingest_clerk_webhook('msg_old_1', ts::text, jnx.webhook_sign(s, 'msg_old_1', ts, body), body) FROM d;
 SQL
+  # Versions with session tokens: a key set and policy, which the new code must read.
+  has_sessions=$(q "$db" -c "SELECT count(*) FROM pg_proc WHERE proname = 'set_jwks' AND pronamespace = 'jnx'::regnamespace")
+  if [[ $has_sessions == 1 ]]; then
+    q "$db" -v jwks="$(jq_jwks)" -v issuer="$ISSUER" -v party="$PARTY" >/dev/null <<'SQL'
+SELECT jnx.set_jwks(:'jwks');
+SELECT jnx.set_token_policy(ARRAY[:'issuer'], ARRAY[:'party']);
+SQL
+  fi
   audit_before=$(q "$db" -c "SELECT count(*) FROM jnx.audit_logs")
   q "$db" -c "SET client_min_messages = warning" -c "ALTER EXTENSION jnx_auth UPDATE"
   q "$db" -f "$ROOT/test/upgrade/fingerprint.sql" >"$work/upgraded"
@@ -63,6 +81,10 @@ SELECT o.clerk_org_id FROM jnx.users u JOIN jnx.orgs o ON o.id = u.org_id WHERE 
 SQL
 )
   check "$version -> $CURRENT: new events apply to migrated rows" equals "$(echo $out)" "processed org_new"
+  if [[ $has_sessions == 1 ]]; then
+    check "$version -> $CURRENT: the stored key set and policy still verify a session token" \
+      equals "$(q "$db" -v tok="$TOKEN" -c "SELECT jnx.verify_session_token(:'tok')->>'sub'")" "user_alice"
+  fi
   q postgres -c "DROP DATABASE $db"
 done
 q postgres -c "DROP DATABASE jnx_upgrade_fresh"
