@@ -26,6 +26,11 @@ BEGIN
 END
 $$;
 GRANT anon, authenticated TO jnx_authenticator;
+-- The shim binds tokens and webhook bodies (emails, names) as parameters.
+-- PostgreSQL logs bound parameter values next to a statement logged for its
+-- duration or by log_statement, and on error when asked to: never for this role.
+ALTER ROLE jnx_authenticator SET log_parameter_max_length = 0;
+ALTER ROLE jnx_authenticator SET log_parameter_max_length_on_error = 0;
 
 -- Functions. Everything was revoked from PUBLIC where it was created.
 GRANT EXECUTE ON FUNCTION jnx.ingest_clerk_webhook(text, text, text, bytea) TO jnx_authenticator;

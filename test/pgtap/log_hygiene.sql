@@ -9,7 +9,7 @@
 \i :tokens_file
 \getenv base JNX_BASE
 \set QUIET 1
-SELECT plan(8);
+SELECT plan(9);
 SELECT :'base' || '/postgresql.log' AS log_path \gset
 SELECT (pg_stat_file(:'log_path')).size AS log_start \gset
 SHOW log_min_error_statement;
@@ -57,6 +57,10 @@ SELECT is(strpos(:'log_text', split_part(:'tok_expired', '.', 3)), 0, 'no expire
 SELECT is(strpos(:'log_text', split_part(:'tok_wrong_iss', '.', 2)), 0, 'no token claims in the log');
 SELECT is(strpos(:'log_text', split_part(:'tok_alice', '.', 3)), 0, 'no valid token in the log');
 SELECT is(strpos(:'log_text', 'STATEMENT:'), 0, 'no failed statement text at all');
+SELECT is((SELECT array_agg(c ORDER BY c) FROM pg_db_role_setting, unnest(setconfig) c
+            WHERE setrole = 'jnx_authenticator'::regrole AND setdatabase = 0 AND c LIKE 'log_parameter%'),
+          ARRAY['log_parameter_max_length=0', 'log_parameter_max_length_on_error=0'],
+          'the shim''s role never has bound parameters (tokens, bodies) logged');
 SELECT * FROM finish();
 
 DELETE FROM jnx.token_config;
