@@ -171,10 +171,10 @@ edge_running() {
   [[ -f $EDGE_PID ]] && kill -0 "$(cat "$EDGE_PID")" 2>/dev/null
 }
 
-stop_edge() {
-  if [[ -f $EDGE_PID ]]; then
+stop_nginx() {  # stop_nginx PIDFILE
+  if [[ -f $1 ]]; then
     local pid
-    pid=$(cat "$EDGE_PID")
+    pid=$(cat "$1")
     if kill -0 "$pid" 2>/dev/null; then
       # QUIT: finish the requests in flight, close idle connections, exit.
       kill -QUIT "$pid" 2>/dev/null || true
@@ -183,8 +183,12 @@ stop_edge() {
       for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -KILL "$pid" 2>/dev/null || true
     fi
-    rm -f "$EDGE_PID"
+    rm -f "$1"
   fi
+}
+
+stop_edge() {
+  stop_nginx "$EDGE_PID"
 }
 
 # The production configuration (deploy/nginx), rendered with this instance's
@@ -232,6 +236,8 @@ ensure_edge() {
 
 stop_cluster() {
   stop_edge
+  # The low-rate copy test/shim/test_edge.py starts, if a killed run left it.
+  stop_nginx "$BASE/edge-lowrate/nginx.pid"
   stop_shim
   if cluster_running; then
     as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null
