@@ -57,7 +57,7 @@ RATE='^[1-9][0-9]{0,5}r/[sm]$'
 PATH_RE='^/[A-Za-z0-9._/+-]+$'
 CIDR='^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$'
 
-want JNX_EDGE_LISTEN '^(([0-9]{1,3}\.){3}[0-9]{1,3}:|\[[0-9A-Fa-f:]+\]:)?[0-9]{1,5}$' "[host:]port"
+want JNX_EDGE_LISTEN '^((([0-9]{1,3}\.){3}[0-9]{1,3}|\[[0-9A-Fa-f:]+\]|localhost):)?[0-9]{1,5}$' "[host:]port"
 want JNX_SHIM_LISTEN '^(([0-9]{1,3}\.){3}[0-9]{1,3}|\[[0-9A-Fa-f:]+\]|localhost):[0-9]{1,5}$' "host:port"
 want JNX_EDGE_USER '^[a-z_][a-z0-9_-]{0,31}$' "a user name"
 for v in JNX_EDGE_WORKERS JNX_EDGE_WORKER_CONNECTIONS JNX_MAX_BODY_BYTES JNX_WORKERS \
