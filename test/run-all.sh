@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every suite, in order, on a fresh private cluster ("test" instance, shim on a
-# loopback port of its own). Called by `make test` after deps, build and install.
+# Every suite, in order, on a fresh private cluster ("test" instance: nginx on a
+# loopback port of its own, the shim behind it on another, as in production).
+# Called by `make test` after deps, build and install.
 # Stops what it started, also on failure. The last line counts the suites.
 set -uo pipefail
 
@@ -70,16 +71,23 @@ shim_integration() {
   python3 test/shim/test_shim.py
 }
 
+edge() {
+  eval "$($CLUSTER env)"
+  python3 test/shim/test_edge.py
+}
+
 suite "unit (GoogleTest, extension/core)" make -s unit
 suite "fuzz (libFuzzer + ASan/UBSan, ${FUZZ_SECONDS}s per target)" make -s fuzz FUZZ_SECONDS="$FUZZ_SECONDS"
 suite "format (clang-format)" make -s format-check
 suite "lint (clang-tidy)" make -s lint
 suite "symbols (no library call shadowed by the server)" make -s symbols-check
-suite "private cluster and shim" fresh_cluster
+suite "private cluster, shim and nginx edge" fresh_cluster
 suite "pg_regress (make installcheck)" regress
 suite "pgTAP (pg_prove)" pgtap
 suite "upgrade from every released version" upgrade
-suite "shim integration (HTTP)" shim_integration
+suite "shim integration (HTTP, through the edge)" shim_integration
+# After the shim suite, so that its access-log check covers that traffic too.
+suite "edge (nginx in front of the shim)" edge
 
 echo
 echo "make test finished in $(($(date +%s) - started))s"

@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
-# A private PostgreSQL 15 cluster and jnx-shim for this checkout.
+# A private PostgreSQL 15 cluster, jnx-shim and its nginx edge for this checkout.
 #
 #   cluster.sh run             start (or reuse) the cluster, create the database and
-#                              extension, configure a dev secret, start the shim
-#   cluster.sh start           the same without the shim
-#   cluster.sh stop            stop the shim and the cluster
+#                              extension, configure a dev secret, start the shim and
+#                              nginx in front of it (the production topology)
+#   cluster.sh start           the same without the shim and nginx
+#   cluster.sh shim            (re)start the shim; start nginx too if it is not running
+#   cluster.sh stop-shim       stop only the shim (nginx answers 503 meanwhile)
+#   cluster.sh edge            render deploy/nginx for this instance and (re)start nginx
+#   cluster.sh stop-edge       stop only nginx
+#   cluster.sh db-stop|db-start   stop or start only the database
+#   cluster.sh stop            stop nginx, the shim and the cluster
 #   cluster.sh psql [args]     psql on the cluster's database
 #   cluster.sh reset           drop and recreate the database (loses its data)
 #   cluster.sh env             print the shell variables of this instance
-#   cluster.sh sample-webhook  sign and send a sample user.created to the shim
+#   cluster.sh sample-webhook  sign and send a sample user.created (through nginx)
 #   cluster.sh resend-webhook  send that same delivery again (as a Svix retry)
 #   cluster.sh dev-token [SUB] [ORG] [ROLE]   a session token signed by the dev key
 #
 # JNX_INSTANCE (default "dev") names the instance, so `make test` ("test") never
 # touches the cluster of `make run`. PostgreSQL refuses to run as root and the
 # checkout may sit where the postgres user cannot enter, so the data directory,
-# socket and log live under /tmp, keyed by the checkout's path.
+# socket and log live under /tmp, keyed by the checkout's path; so do nginx's
+# rendered configuration, pid, logs and temporary files ($BASE/edge).
+#
+# Addresses: nginx listens on JNX_LISTEN (dev 127.0.0.1:8787; test 18000-18999
+# and bench 19000-19999, keyed by checkout); the shim on JNX_SHIM_LISTEN,
+# loopback, by default the edge's port + 2000 (dev 10787, test 20000-20999,
+# bench 21000-21999): the ranges never overlap.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -38,6 +50,21 @@ DEFAULT_LISTEN=127.0.0.1:8787
 [[ $INSTANCE == test ]] && DEFAULT_LISTEN=127.0.0.1:$((18000 + 16#${KEY:0:4} % 1000))
 [[ $INSTANCE == bench ]] && DEFAULT_LISTEN=127.0.0.1:$((19000 + 16#${KEY:0:4} % 1000))
 LISTEN=${JNX_LISTEN:-$DEFAULT_LISTEN}
+EDGE_PORT=${LISTEN##*:}
+if [[ -n ${JNX_SHIM_LISTEN:-} ]]; then
+  SHIM_LISTEN=$JNX_SHIM_LISTEN
+elif ((EDGE_PORT + 2000 <= 65535)); then
+  # Always loopback, whatever address the edge listens on.
+  SHIM_LISTEN=127.0.0.1:$((EDGE_PORT + 2000))
+else
+  echo "JNX_LISTEN port $EDGE_PORT leaves no room for the shim at port + 2000: set JNX_SHIM_LISTEN" >&2
+  exit 2
+fi
+EDGE_DIR=$BASE/edge
+EDGE_CONF=$EDGE_DIR/nginx.conf
+EDGE_PID=$EDGE_DIR/nginx.pid
+EDGE_ACCESS_LOG=$EDGE_DIR/access.log
+EDGE_ERROR_LOG=$EDGE_DIR/error.log
 
 # From / : the caller's directory (a checkout under /root, say) may be one that
 # postgres cannot enter.
@@ -127,11 +154,11 @@ start_shim() {
   # The shim's own login role: it can only ingest, authenticate and switch to
   # anon/authenticated (created by the extension).
   local conninfo="host=$SOCKET_DIR port=$PGPORT_NUM dbname=$DB user=jnx_authenticator"
-  JNX_DATABASE_URL=${JNX_DATABASE_URL:-$conninfo} JNX_LISTEN=$LISTEN \
+  JNX_DATABASE_URL=${JNX_DATABASE_URL:-$conninfo} JNX_LISTEN=$SHIM_LISTEN \
     nohup "$ROOT/shim/jnx-shim" >>"$SHIM_LOG" 2>&1 &
   echo $! >"$SHIM_PID"
   for _ in $(seq 1 100); do
-    if curl -fsS "http://$LISTEN/healthz" >/dev/null 2>&1; then return 0; fi
+    if curl -fsS "http://$SHIM_LISTEN/healthz" >/dev/null 2>&1; then return 0; fi
     if ! kill -0 "$(cat "$SHIM_PID")" 2>/dev/null; then break; fi
     sleep 0.1
   done
@@ -140,7 +167,77 @@ start_shim() {
   return 1
 }
 
+edge_running() {
+  [[ -f $EDGE_PID ]] && kill -0 "$(cat "$EDGE_PID")" 2>/dev/null
+}
+
+stop_nginx() {  # stop_nginx PIDFILE
+  if [[ -f $1 ]]; then
+    local pid
+    pid=$(cat "$1")
+    if kill -0 "$pid" 2>/dev/null; then
+      # QUIT: finish the requests in flight, close idle connections, exit.
+      kill -QUIT "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$1"
+  fi
+}
+
+stop_edge() {
+  stop_nginx "$EDGE_PID"
+}
+
+# The production configuration (deploy/nginx), rendered with this instance's
+# addresses and paths; rates stay production's (test/shim/test_edge.py renders
+# its own low-rate copy to test them quickly).
+render_edge() {
+  mkdir -p "$EDGE_DIR/tmp"
+  chmod 755 "$EDGE_DIR"
+  local exempt=${JNX_RATE_EXEMPT:-}
+  # make bench measures throughput from loopback through the edge: not the
+  # rate limits (which would answer 429 to its single token).
+  [[ $INSTANCE == bench && -z ${JNX_RATE_EXEMPT+x} ]] && exempt=127.0.0.0/8
+  JNX_EDGE_LISTEN=$LISTEN JNX_SHIM_LISTEN=$SHIM_LISTEN JNX_RATE_EXEMPT=$exempt \
+    JNX_EDGE_PID=$EDGE_PID JNX_EDGE_ACCESS_LOG=$EDGE_ACCESS_LOG JNX_EDGE_ERROR_LOG=$EDGE_ERROR_LOG \
+    JNX_EDGE_TEMP_DIR=$EDGE_DIR/tmp \
+    bash "$ROOT/deploy/nginx/render.sh" -o "$EDGE_CONF"
+  nginx -q -t -p "$EDGE_DIR/" -c "$EDGE_CONF" -e "$EDGE_ERROR_LOG"
+}
+
+start_edge() {
+  if ! command -v nginx >/dev/null; then
+    echo "nginx is not installed: run test/env/deps.sh (make deps)" >&2
+    return 1
+  fi
+  stop_edge
+  render_edge
+  # -e: nginx's early error log (before the configuration is read) goes here
+  # too, not to the system's.
+  nginx -p "$EDGE_DIR/" -c "$EDGE_CONF" -e "$EDGE_ERROR_LOG"
+  for _ in $(seq 1 50); do
+    # Any HTTP answer means nginx listens (503 while the shim is down).
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$LISTEN/healthz" 2>/dev/null) != 000 ]]; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "nginx did not start on $LISTEN; see $EDGE_ERROR_LOG" >&2
+  tail -n 20 "$EDGE_ERROR_LOG" >&2 || true
+  return 1
+}
+
+ensure_edge() {
+  edge_running || start_edge
+}
+
 stop_cluster() {
+  stop_edge
+  # The low-rate copy test/shim/test_edge.py starts, if a killed run left it.
+  stop_nginx "$BASE/edge-lowrate/nginx.pid"
   stop_shim
   if cluster_running; then
     as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null
@@ -150,8 +247,9 @@ stop_cluster() {
 print_env() {
   cat <<ENV
 export PGHOST=$SOCKET_DIR PGPORT=$PGPORT_NUM PGUSER=postgres PGDATABASE=$DB
-export JNX_BASE=$BASE JNX_LISTEN=$LISTEN JNX_SECRET_FILE=$SECRET_FILE
-export JNX_SHIM_LOG=$SHIM_LOG JNX_PGDATA=$PGDATA_DIR JNX_PGBIN=$PGBIN
+export JNX_BASE=$BASE JNX_LISTEN=$LISTEN JNX_SHIM_LISTEN=$SHIM_LISTEN JNX_SECRET_FILE=$SECRET_FILE
+export JNX_SHIM_LOG=$SHIM_LOG JNX_SHIM_PID_FILE=$SHIM_PID JNX_PGDATA=$PGDATA_DIR JNX_PGBIN=$PGBIN
+export JNX_EDGE_DIR=$EDGE_DIR JNX_EDGE_ACCESS_LOG=$EDGE_ACCESS_LOG JNX_EDGE_PID_FILE=$EDGE_PID
 ENV
 }
 
@@ -160,10 +258,12 @@ case ${1:-} in
   run)
     start_cluster
     start_shim
+    start_edge
     cat <<MSG
 
 jnx_auth is running (instance "$INSTANCE").
-  shim        http://$LISTEN   (log: $SHIM_LOG)
+  edge        http://$LISTEN   nginx, the address to use (access log: $EDGE_ACCESS_LOG)
+  shim        http://$SHIM_LISTEN   jnx-shim behind it, loopback only (log: $SHIM_LOG)
   database    $DB on socket $SOCKET_DIR (log: $PGLOG)
   dev secret  $SECRET_FILE
 
@@ -173,10 +273,12 @@ Next:
   curl -H "Authorization: Bearer \$(make -s dev-token)" http://$LISTEN/api/me
                           the sample user's profile, with a token signed by the dev key
   make psql               then: SELECT clerk_user_id, email, sync_state FROM jnx.users;
-  make stop               stop the shim and the database
+  make stop               stop nginx, the shim and the database
 MSG
     ;;
-  shim) start_shim ;;
+  shim) start_shim; ensure_edge ;;
+  edge) start_edge ;;
+  stop-edge) stop_edge ;;
   # For fault tests: stop or start only the database, leaving the shim up.
   db-stop) as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m "${2:-fast}" -w stop >/dev/null ;;
   db-start) as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGLOG" -w -t 60 start >/dev/null ;;
@@ -191,6 +293,7 @@ MSG
     psql_db -d postgres -c "DROP DATABASE IF EXISTS $DB (FORCE)"
     start_cluster
     start_shim
+    ensure_edge
     echo "database $DB recreated with the installed jnx_auth; shim restarted"
     ;;
   env) print_env ;;
@@ -201,5 +304,5 @@ MSG
     JNX_SECRET_FILE=$SECRET_FILE JNX_LISTEN=$LISTEN JNX_BASE=$BASE \
       python3 "$ROOT/test/fixtures/send_webhook.py" "$arg"
     ;;
-  *) sed -n '2,19p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+  *) sed -n '2,30p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
 esac
