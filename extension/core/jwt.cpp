@@ -45,6 +45,36 @@ bool NumericClaim(const json_t *claims, const char *name, bool *present, double 
   return std::isfinite(*value);
 }
 
+bool StringIs(const json_t *v, std::string_view expected) {
+  return json_is_string(v) &&
+         std::string_view(json_string_value(v), json_string_length(v)) == expected;
+}
+
+// Tokens of another kind, told apart as Clerk's own session verification
+// does (clerk/javascript, packages/backend/src/tokens/request.ts with
+// jwt/assertions.ts, tokens/jwtCategories.ts, tokens/machine.ts):
+// - header "typ": absent passes; otherwise it must be exactly "JWT"
+//   (assertHeaderType with no configured header type; case-sensitive, so
+//   "jwt", "JWS", "at+jwt" and any non-string value are refused);
+// - header "cat": absent passes (tokens minted before the category tags);
+//   otherwise exactly the session-token category or the "ignore" tag that
+//   instances without categories stamp on every token; anything else (JWT
+//   templates "cl_B7d4PD222AAA", M2M tokens "cl_B7d4PD333AAA", unknown
+//   tags, other case, non-strings) is refused (isNonSessionJwtCategory).
+constexpr std::string_view kJwtCategorySession = "cl_B7d4PD111AAA";
+constexpr std::string_view kJwtCategoryIgnore = "cl_I7d4PD111III";
+
+bool HeaderNamesSessionToken(const json_t *header) {
+  const json_t *typ = json_object_get(header, "typ");
+  if (typ != nullptr && !StringIs(typ, "JWT")) return false;
+  const json_t *cat = json_object_get(header, "cat");
+  return cat == nullptr || StringIs(cat, kJwtCategorySession) || StringIs(cat, kJwtCategoryIgnore);
+}
+
+// Clerk's isM2MJwt: a subject starting with "mch_" (a machine) makes an M2M
+// token, never a session token (case-sensitive prefix).
+constexpr std::string_view kMachineSubjectPrefix = "mch_";
+
 // Digests fetched once per process: an implicit fetch on every verification
 // costs a lock and a lookup each time.
 const EVP_MD *DigestFor(std::string_view alg) {
@@ -142,6 +172,7 @@ const char *TokenErrorName(TokenError err) {
     case TokenError::kWrongParty: return "wrong_party";
     case TokenError::kInvalidJwks: return "invalid_jwks";
     case TokenError::kInternal: return "internal";
+    case TokenError::kWrongType: return "wrong_type";
   }
   return "unknown";
 }
@@ -217,6 +248,7 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
   }
   Json header = ParseObject(header_json);
   if (!header) return TokenError::kMalformed;
+  if (!HeaderNamesSessionToken(header.get())) return TokenError::kWrongType;
   const char *alg = StringMember(header.get(), "alg");
   if (alg == nullptr) return TokenError::kMalformed;
   // The key, not the header, decides: only RSA signatures exist here.
@@ -247,6 +279,11 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
   // Claims, only now that the signature holds.
   Json claims = ParseObject(payload_json);
   if (!claims) return TokenError::kMalformed;
+  const char *sub = StringMember(claims.get(), "sub");
+  if (sub != nullptr &&
+      std::string_view(sub).substr(0, kMachineSubjectPrefix.size()) == kMachineSubjectPrefix) {
+    return TokenError::kWrongType;  // a machine's token, whatever else it claims
+  }
   bool has_exp = false, has_nbf = false, has_iat = false;
   double exp = 0, nbf = 0, iat = 0;
   if (!NumericClaim(claims.get(), "exp", &has_exp, &exp) ||
@@ -258,7 +295,6 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
   if (exp <= t - leeway) return TokenError::kExpired;
   if ((has_nbf && nbf > t + leeway) || (has_iat && iat > t + leeway))
     return TokenError::kNotYetValid;
-  const char *sub = StringMember(claims.get(), "sub");
   if (sub == nullptr || *sub == '\0') return TokenError::kMalformed;
   const char *iss = StringMember(claims.get(), "iss");
   bool issuer_ok = false;

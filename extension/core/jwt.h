@@ -3,6 +3,10 @@
 // The key decides the algorithm: an RSA key (2048 bits or more) accepts
 // RS256, RS384 and RS512 (only its own "alg" when the JWK names one); "none",
 // HMAC and anything else are refused, whatever the token header says.
+// Tokens of another kind are refused as Clerk's session verification refuses
+// them (wrong_type): a header typ other than exactly "JWT" (absent is fine), a
+// header cat other than the session category or Clerk's "ignore" tag (absent
+// is fine), a subject starting with "mch_" (an M2M token).
 // Claims: exp, nbf, iat must be numbers and are checked with a leeway; iss
 // must be in the allowlist; azp in the authorized parties when any are
 // configured (then a missing azp fails); sub is required.
@@ -31,6 +35,7 @@ enum class TokenError {
   kWrongParty,
   kInvalidJwks,  // configuration: the key set cannot be used
   kInternal,
+  kWrongType,  // another kind of token: header typ not "JWT", cat not a session's, M2M sub
 };
 
 const char *TokenErrorName(TokenError err);

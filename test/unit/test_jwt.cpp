@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <openssl/hmac.h>
 
+#include <set>
 #include <string>
 
 #include "../tools/token_util.h"
@@ -237,6 +238,46 @@ TEST_F(JwtTest, HostileTokens) {
             TokenError::kOk);
 }
 
+// Clerk's session verification refuses tokens of another kind by their JOSE
+// header (typ, cat) and M2M tokens by their subject; so do we, as wrong_type.
+TEST_F(JwtTest, TokensOfAnotherKind) {
+  const auto with_header = [](const std::string &members) {
+    return t::Token(*key_, "{\"alg\":\"RS256\",\"kid\":\"ins_key1\"" + members + "}", Claims());
+  };
+  // typ: absent or exactly "JWT".
+  EXPECT_EQ(Check(with_header("")), TokenError::kOk);
+  EXPECT_EQ(Check(with_header(",\"typ\":\"JWT\"")), TokenError::kOk);
+  for (const char *typ :
+       {"\"at+jwt\"", "\"application/at+jwt\"", "\"JWS\"", "\"jwt\"", "\"Jwt\"", "\"\"", "\"JWT \"",
+        "\"application/jwt\"", "1", "null", "true", "[\"JWT\"]", "{\"JWT\":1}"}) {
+    EXPECT_EQ(Check(with_header(std::string(",\"typ\":") + typ)), TokenError::kWrongType) << typ;
+  }
+  // cat: absent, the session-token category, or the "ignore" tag.
+  EXPECT_EQ(Check(with_header(",\"typ\":\"JWT\",\"cat\":\"cl_B7d4PD111AAA\"")), TokenError::kOk);
+  EXPECT_EQ(Check(with_header(",\"cat\":\"cl_I7d4PD111III\"")), TokenError::kOk);
+  for (const char *cat : {"\"cl_B7d4PD222AAA\"", "\"cl_B7d4PD333AAA\"", "\"cl_b7d4pd111aaa\"",
+                          "\"CL_B7D4PD111AAA\"", "\"cl_B7d4PD111AAA \"", "\"cl_B7d4PD444AAA\"",
+                          "\"\"", "\"session\"", "111", "null", "[\"cl_B7d4PD111AAA\"]"}) {
+    EXPECT_EQ(Check(with_header(std::string(",\"typ\":\"JWT\",\"cat\":") + cat)),
+              TokenError::kWrongType)
+        << cat;
+  }
+  // Checked from the header, before the signature: a bad signature does not matter.
+  const std::string oauth = with_header(",\"typ\":\"at+jwt\"");
+  EXPECT_EQ(Check(oauth.substr(0, oauth.rfind('.') + 1) + "AAAA"), TokenError::kWrongType);
+  // A repeated member is malformed, not a choice between two values.
+  EXPECT_EQ(Check(with_header(",\"typ\":\"JWT\",\"typ\":\"at+jwt\"")), TokenError::kMalformed);
+  // An M2M token (a machine's subject, "mch_"), even signed with a session header.
+  const std::string m2m =
+      "{\"sub\":\"mch_2xyz\",\"iss\":\"" + kIss +
+      "\",\"azp\":\"https://app.example.test\",\"exp\":" + std::to_string(kNow + 60) + "}";
+  EXPECT_EQ(Check(t::Token(*key_, t::Header(*key_), m2m)), TokenError::kWrongType);
+  std::string upper = m2m;
+  upper.replace(upper.find("mch_"), 4, "MCH_");
+  EXPECT_EQ(Check(t::Token(*key_, t::Header(*key_), upper)), TokenError::kOk);
+  EXPECT_STREQ(jnx::core::TokenErrorName(TokenError::kWrongType), "wrong_type");
+}
+
 TEST(JwksParse, RejectsUnusableKeySets) {
   const t::RsaKey small = t::GenerateRsa("small", 1024);
   const t::RsaKey key = t::GenerateRsa("k");
@@ -258,4 +299,13 @@ TEST(JwksParse, RejectsUnusableKeySets) {
   }
   EXPECT_EQ(KeySet::Parse("{\"keys\":[" + t::Jwk(key) + "]}", &set, &detail), TokenError::kOk);
   EXPECT_EQ(set.size(), 1u);
+}
+
+TEST(TokenErrors, EveryErrorHasItsOwnName) {
+  std::set<std::string> names;
+  for (int e = 0; e <= static_cast<int>(TokenError::kWrongType); ++e) {
+    const std::string name = jnx::core::TokenErrorName(static_cast<TokenError>(e));
+    EXPECT_NE(name, "unknown") << e;
+    EXPECT_TRUE(names.insert(name).second) << name;
+  }
 }
