@@ -75,15 +75,25 @@ bool HeaderNamesSessionToken(const json_t *header) {
 // token, never a session token (case-sensitive prefix).
 constexpr std::string_view kMachineSubjectPrefix = "mch_";
 
-// Digests fetched once per process: an implicit fetch on every verification
-// costs a lock and a lookup each time.
-const EVP_MD *DigestFor(std::string_view alg) {
-  static EVP_MD *const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  static EVP_MD *const sha384 = EVP_MD_fetch(nullptr, "SHA384", nullptr);
-  static EVP_MD *const sha512 = EVP_MD_fetch(nullptr, "SHA512", nullptr);
-  if (alg == "RS256") return sha256;
-  if (alg == "RS384") return sha384;
-  if (alg == "RS512") return sha512;
+// The key's kind fixes what it verifies: RSA keys PKCS #1 v1.5 signatures
+// (RS256/384/512), EC P-256 keys ECDSA (ES256).
+enum class KeyKind { kRsa, kEc };
+
+struct Algorithm {
+  KeyKind kind;
+  const EVP_MD *md;
+};
+
+// The JWS algorithms we verify; nullptr for every other name ("none", HS*,
+// PS*, ES384, other case...). Digests are fetched once per process: an
+// implicit fetch on every verification costs a lock and a lookup each time.
+const Algorithm *FindAlgorithm(std::string_view alg) {
+  static const Algorithm rs256{KeyKind::kRsa, EVP_MD_fetch(nullptr, "SHA256", nullptr)};
+  static const Algorithm rs384{KeyKind::kRsa, EVP_MD_fetch(nullptr, "SHA384", nullptr)};
+  static const Algorithm rs512{KeyKind::kRsa, EVP_MD_fetch(nullptr, "SHA512", nullptr)};
+  if (alg == "RS256") return &rs256;
+  if (alg == "RS384") return &rs384;
+  if (alg == "RS512") return &rs512;
   return nullptr;
 }
 
@@ -127,16 +137,64 @@ Pkey RsaFromJwk(std::string_view n_bytes, std::string_view e_bytes) {
   return Pkey(d2i_PublicKey(EVP_PKEY_RSA, nullptr, &p, static_cast<long>(der.size())));
 }
 
+std::string_view WithoutLeadingZeros(std::string_view magnitude) {
+  while (!magnitude.empty() && magnitude[0] == '\0') magnitude.remove_prefix(1);
+  return magnitude;
+}
+
+// Bits of an unsigned big-endian magnitude without leading zero bytes.
+size_t BitLength(std::string_view magnitude) {
+  if (magnitude.empty()) return 0;
+  size_t bits = (magnitude.size() - 1) * 8;
+  for (auto top = static_cast<unsigned char>(magnitude[0]); top != 0; top >>= 1) ++bits;
+  return bits;
+}
+
+// An exponent that makes forgery easy: e = 1 turns the padded digest itself
+// into a valid "signature"; an even e is no RSA exponent; we also bound it
+// below 2^64 (Clerk's is 65537).
+bool WeakExponent(std::string_view e) {
+  e = WithoutLeadingZeros(e);
+  if (e.empty() || e.size() > 8) return true;
+  uint64_t value = 0;
+  for (const char c : e) value = (value << 8) | static_cast<unsigned char>(c);
+  return value < 3 || value % 2 == 0;
+}
+
+// A kid fit to appear in an error detail: kids are public identifiers, but
+// this one comes from a document we refuse, so it is quoted, cut to 64
+// characters and stripped of anything but printable ASCII.
+std::string KeyLabel(const char *kid, size_t index) {
+  if (kid == nullptr || *kid == '\0') return "key #" + std::to_string(index + 1);
+  std::string label = "key \"";
+  const std::string_view id(kid);
+  for (const char c : id.substr(0, 64)) {
+    label += c >= 0x20 && c < 0x7F && c != '"' && c != '\\' ? c : '?';
+  }
+  if (id.size() > 64) label += "...";
+  return label + "\"";
+}
+
+// key_ops (RFC 7517 section 4.3), when present, must allow "verify".
+bool AllowsVerify(const json_t *key_ops) {
+  if (!json_is_array(key_ops)) return false;
+  for (size_t i = 0; i < json_array_size(key_ops); ++i) {
+    if (StringIs(json_array_get(key_ops, i), "verify")) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 struct KeySet::Impl {
   struct Key {
     std::string kid;
-    std::string alg;  // empty: any RS* algorithm
+    KeyKind kind = KeyKind::kRsa;
+    std::string alg;  // the JWK's own alg; empty: any algorithm of its kind
     Pkey pkey;
-    // Initialised once for PKCS #1 v1.5 verification and reused: building a
-    // context per call costs a fifth of an RSA-2048 verification. This makes
-    // a KeySet unfit for concurrent use; each backend has its own.
+    // Initialised once for verification and reused: building a context per
+    // call costs a fifth of an RSA-2048 verification. This makes a KeySet
+    // unfit for concurrent use; each backend has its own.
     PkeyCtx verify;
     const EVP_MD *verify_md = nullptr;  // the digest `verify` is set to
   };
@@ -150,6 +208,89 @@ struct KeySet::Impl {
     return nullptr;
   }
 };
+
+namespace {
+
+// What to make of one JWK.
+enum class Verdict {
+  kUse,       // *key is filled in
+  kSkip,      // a key we do not understand or cannot verify with (RFC 7517 section 5)
+  kRefuse,    // a key we understand but is broken or weak: the set is refused
+  kInternal,  // the cryptographic library failed
+};
+
+// An RSA key's n and e: refused when broken or weak, not skipped (a signing
+// key that claims to be usable is configuration gone wrong, and a weak one
+// would let anybody sign).
+Verdict ParseRsaMaterial(const json_t *jwk, const std::string &label, KeySet::Impl::Key *key,
+                         std::string *why) {
+  const char *n64 = StringMember(jwk, "n");
+  const char *e64 = StringMember(jwk, "e");
+  std::string n, e;
+  if (n64 == nullptr || e64 == nullptr || !Base64UrlDecode(n64, &n) || !Base64UrlDecode(e64, &e)) {
+    *why = "RSA " + label + " needs n and e in base64url";
+    return Verdict::kRefuse;
+  }
+  const size_t bits = BitLength(WithoutLeadingZeros(n));
+  if (bits < static_cast<size_t>(kMinRsaBits) || bits > static_cast<size_t>(kMaxRsaBits)) {
+    *why = "RSA " + label + " has a modulus of " + std::to_string(bits) +
+           " bits (2048 to 8192 accepted)";
+    return Verdict::kRefuse;
+  }
+  if ((static_cast<unsigned char>(n.back()) & 1) == 0) {
+    *why = "RSA " + label + " has an even modulus";
+    return Verdict::kRefuse;
+  }
+  if (WeakExponent(e)) {
+    *why = "RSA " + label + " has a weak public exponent (it must be odd, at least 3, below 2^64)";
+    return Verdict::kRefuse;
+  }
+  key->pkey = RsaFromJwk(n, e);
+  if (!key->pkey) {
+    *why = "RSA " + label + " could not be built from n and e";
+    return Verdict::kRefuse;
+  }
+  key->verify.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, key->pkey.get(), nullptr));
+  if (!key->verify || EVP_PKEY_verify_init(key->verify.get()) != 1 ||
+      EVP_PKEY_CTX_set_rsa_padding(key->verify.get(), RSA_PKCS1_PADDING) != 1) {
+    return Verdict::kInternal;
+  }
+  return Verdict::kUse;
+}
+
+// One JWK: skipped when its kty, use, key_ops, alg or crv is not understood
+// or not for verifying signatures, or when it has no kid (tokens select keys
+// only by kid: a key without one can never be used, and refusing the whole
+// set for it would refuse sets that carry, say, an encryption key beside
+// their signing keys).
+Verdict ParseJwk(const json_t *jwk, size_t index, KeySet::Impl::Key *key, std::string *why) {
+  const char *kid = StringMember(jwk, "kid");
+  const std::string label = KeyLabel(kid, index);
+  auto skip = [&](const char *reason) {
+    *why = label + " " + reason;
+    return Verdict::kSkip;
+  };
+  const json_t *kty = json_object_get(jwk, "kty");
+  if (kty == nullptr) return skip("has no kty");
+  if (!StringIs(kty, "RSA")) return skip("is not an RSA key");
+  key->kind = KeyKind::kRsa;
+  const json_t *use = json_object_get(jwk, "use");
+  if (use != nullptr && !StringIs(use, "sig")) return skip("is not for signatures (use)");
+  const json_t *key_ops = json_object_get(jwk, "key_ops");
+  if (key_ops != nullptr && !AllowsVerify(key_ops)) return skip("does not allow verify (key_ops)");
+  const json_t *alg = json_object_get(jwk, "alg");
+  if (alg != nullptr) {
+    const Algorithm *a = json_is_string(alg) ? FindAlgorithm(json_string_value(alg)) : nullptr;
+    if (a == nullptr || a->kind != key->kind)
+      return skip("has an alg other than RS256, RS384 or RS512");
+    key->alg = json_string_value(alg);
+  }
+  if (kid == nullptr || *kid == '\0') return skip("has no kid");
+  key->kid = kid;
+  return ParseRsaMaterial(jwk, label, key, why);
+}
+
+}  // namespace
 
 KeySet::KeySet() : impl_(std::make_unique<Impl>()) {}
 KeySet::~KeySet() = default;
@@ -178,8 +319,8 @@ const char *TokenErrorName(TokenError err) {
 }
 
 TokenError KeySet::Parse(std::string_view jwks_json, KeySet *out, std::string *detail) {
-  auto fail = [&](const char *why) {
-    *detail = why;
+  auto fail = [&](std::string why) {
+    *detail = std::move(why);
     return TokenError::kInvalidJwks;
   };
   if (jwks_json.size() > kMaxJwksBytes) return fail("the key set is larger than 256 KiB");
@@ -188,42 +329,33 @@ TokenError KeySet::Parse(std::string_view jwks_json, KeySet *out, std::string *d
   const json_t *keys = json_object_get(root.get(), "keys");
   if (!json_is_array(keys) || json_array_size(keys) == 0)
     return fail("\"keys\" must be a non-empty array");
+  // Every entry counts, usable or not: this bounds the work before any key
+  // is built. Clerk's and Supabase's sets hold one to three keys.
   if (json_array_size(keys) > kMaxJwksKeys) return fail("more than 16 keys");
   KeySet set;
+  std::string first_skipped;
+  size_t skipped = 0;
   for (size_t i = 0; i < json_array_size(keys); ++i) {
     const json_t *jwk = json_array_get(keys, i);
-    if (!json_is_object(jwk)) return fail("every key must be an object");
-    const char *kty = StringMember(jwk, "kty");
-    const char *kid = StringMember(jwk, "kid");
-    const char *use = StringMember(jwk, "use");
-    const char *alg = StringMember(jwk, "alg");
-    if (kid == nullptr || *kid == '\0') return fail("every key needs a kid");
-    if (set.impl_->Find(kid) != nullptr) return fail("two keys share a kid");
-    if (use != nullptr && std::string_view(use) != "sig")
-      return fail("a key's use must be \"sig\"");
-    if (kty == nullptr || std::string_view(kty) != "RSA")
-      return fail("only RSA keys (kty \"RSA\") are supported");
-    if (alg != nullptr && DigestFor(alg) == nullptr)
-      return fail("a key's alg must be RS256, RS384 or RS512");
-    const char *n64 = StringMember(jwk, "n");
-    const char *e64 = StringMember(jwk, "e");
-    std::string n, e;
-    if (n64 == nullptr || e64 == nullptr || !Base64UrlDecode(n64, &n) ||
-        !Base64UrlDecode(e64, &e) || n.empty() || e.empty()) {
-      return fail("an RSA key needs n and e in base64url");
+    if (!json_is_object(jwk)) return fail("every key must be a JSON object");
+    Impl::Key key;
+    std::string why;
+    switch (ParseJwk(jwk, i, &key, &why)) {
+      case Verdict::kRefuse: return fail(std::move(why));
+      case Verdict::kInternal: return TokenError::kInternal;
+      case Verdict::kSkip:
+        if (skipped++ == 0) first_skipped = std::move(why);
+        continue;
+      case Verdict::kUse: break;
     }
-    Pkey pkey = RsaFromJwk(n, e);
-    if (!pkey) return fail("an RSA key could not be built from n and e");
-    if (EVP_PKEY_get_bits(pkey.get()) < kMinRsaBits) {
-      return fail("RSA keys must have at least 2048 bits");
-    }
-    PkeyCtx verify(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
-    if (!verify || EVP_PKEY_verify_init(verify.get()) != 1 ||
-        EVP_PKEY_CTX_set_rsa_padding(verify.get(), RSA_PKCS1_PADDING) != 1) {
-      return TokenError::kInternal;
-    }
-    set.impl_->keys.push_back(
-        Impl::Key{kid, alg != nullptr ? alg : "", std::move(pkey), std::move(verify), nullptr});
+    if (set.impl_->Find(key.kid) != nullptr)
+      return fail(KeyLabel(key.kid.c_str(), i) + " appears twice (kids must be unique)");
+    set.impl_->keys.push_back(std::move(key));
+  }
+  if (set.impl_->keys.empty()) {
+    std::string why = "no key in the set can verify session tokens: " + first_skipped;
+    if (skipped > 1) why += " (and " + std::to_string(skipped - 1) + " more skipped)";
+    return fail(std::move(why));
   }
   *out = std::move(set);
   return TokenError::kOk;
@@ -251,14 +383,17 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
   if (!HeaderNamesSessionToken(header.get())) return TokenError::kWrongType;
   const char *alg = StringMember(header.get(), "alg");
   if (alg == nullptr) return TokenError::kMalformed;
-  // The key, not the header, decides: only RSA signatures exist here.
-  const EVP_MD *md = DigestFor(alg);
-  if (md == nullptr) return TokenError::kAlgorithmNotAllowed;
+  // The key, not the header, decides: the header's alg must be one the key's
+  // kind verifies, and the key's own alg when its JWK names one.
+  const Algorithm *algorithm = FindAlgorithm(alg);
+  if (algorithm == nullptr) return TokenError::kAlgorithmNotAllowed;
   const char *kid = StringMember(header.get(), "kid");
   KeySet::Impl::Key *key =
       keys.impl() != nullptr && kid != nullptr ? keys.impl()->Find(kid) : nullptr;
   if (key == nullptr) return TokenError::kUnknownKey;
-  if (!key->alg.empty() && key->alg != alg) return TokenError::kAlgorithmNotAllowed;
+  if (key->kind != algorithm->kind || (!key->alg.empty() && key->alg != alg))
+    return TokenError::kAlgorithmNotAllowed;
+  const EVP_MD *md = algorithm->md;
 
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;

@@ -1,15 +1,33 @@
 // Clerk session tokens: compact JWS, verified against a JWKS.
 //
-// The key decides the algorithm: an RSA key (2048 bits or more) accepts
-// RS256, RS384 and RS512 (only its own "alg" when the JWK names one); "none",
-// HMAC and anything else are refused, whatever the token header says.
-// Tokens of another kind are refused as Clerk's session verification refuses
-// them (wrong_type): a header typ other than exactly "JWT" (absent is fine), a
-// header cat other than the session category or Clerk's "ignore" tag (absent
-// is fine), a subject starting with "mch_" (an M2M token).
-// Claims: exp, nbf, iat must be numbers and are checked with a leeway; iss
-// must be in the allowlist; azp in the authorized parties when any are
-// configured (then a missing azp fails); sub is required.
+// Key set (KeySet::Parse; refusals are kInvalidJwks with a detail that names
+// the reason and at most a kid, never key material):
+// - at most 256 KiB and 16 entries in "keys", usable or not;
+// - a key is ignored (RFC 7517 section 5) when its kty is not "RSA", its use
+//   is present and not "sig", its key_ops is present without "verify", its
+//   alg is present and not RS256/RS384/RS512, or it has no kid (tokens select
+//   keys by kid only);
+// - a key that is not ignored but broken refuses the whole set: n or e
+//   missing or not base64url; a modulus below 2048 or above 8192 bits (its
+//   real length, leading zero bytes aside) or even; an exponent that is even,
+//   below 3 or 2^64 or more (e = 1 would let anybody forge);
+// - two usable keys with one kid, or no usable key at all, refuse the set.
+//
+// Token (VerifyToken), in this order:
+// - a compact JWS of at most 16 KiB, three base64url parts, JSON header;
+// - another kind of token is refused as Clerk's session verification refuses
+//   it (kWrongType): a header typ other than exactly "JWT" (absent is fine),
+//   a header cat other than the session category or Clerk's "ignore" tag
+//   (absent is fine); checked from the header, before the signature;
+// - the key decides the algorithm: the header's kid must name a usable key;
+//   an RSA key accepts RS256, RS384 and RS512, and only its own alg when the
+//   JWK names one; "none", HS*, PS* and anything else are refused whatever
+//   the header says (kAlgorithmNotAllowed);
+// - the signature, then the claims: a subject starting with "mch_" is an M2M
+//   token (kWrongType); exp (required), nbf, iat must be numbers and are
+//   checked with the leeway; sub is required; iss must be in the allowlist;
+//   azp in the authorized parties when any are configured (then a missing
+//   azp fails).
 #pragma once
 
 #include <cstddef>
@@ -44,6 +62,7 @@ inline constexpr size_t kMaxTokenBytes = size_t{16} * 1024;
 inline constexpr size_t kMaxJwksBytes = size_t{256} * 1024;
 inline constexpr size_t kMaxJwksKeys = 16;
 inline constexpr int kMinRsaBits = 2048;
+inline constexpr int kMaxRsaBits = 8192;
 
 // A parsed JSON Web Key Set. Movable, not copyable; frees its keys.
 class KeySet {
@@ -55,7 +74,7 @@ class KeySet {
   KeySet(const KeySet &) = delete;
   KeySet &operator=(const KeySet &) = delete;
 
-  // Parses {"keys": [...]}: RSA keys with kid, n, e (use "sig" or absent).
+  // Parses {"keys": [...]} as the comment at the top of this file says.
   static TokenError Parse(std::string_view jwks_json, KeySet *out, std::string *detail);
   size_t size() const;
 

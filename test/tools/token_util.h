@@ -26,13 +26,20 @@ inline RsaKey GenerateRsa(const std::string &kid, unsigned bits = 2048) {
   return key;
 }
 
-inline std::string BnToB64Url(EVP_PKEY *pkey, const char *name) {
+// A key parameter as unsigned big-endian bytes, left-padded with zeros to
+// `width` bytes when given (EC coordinates have a fixed width).
+inline std::string BnBytes(const EVP_PKEY *pkey, const char *name, int width = 0) {
   BIGNUM *bn = nullptr;
   EVP_PKEY_get_bn_param(pkey, name, &bn);
-  std::string bytes(static_cast<size_t>(BN_num_bytes(bn)), '\0');
-  BN_bn2bin(bn, reinterpret_cast<unsigned char *>(bytes.data()));
+  const int size = width > 0 ? width : BN_num_bytes(bn);
+  std::string bytes(static_cast<size_t>(size), '\0');
+  BN_bn2binpad(bn, reinterpret_cast<unsigned char *>(bytes.data()), size);
   BN_free(bn);
-  return core::Base64UrlEncode(bytes);
+  return bytes;
+}
+
+inline std::string BnToB64Url(const EVP_PKEY *pkey, const char *name) {
+  return core::Base64UrlEncode(BnBytes(pkey, name));
 }
 
 // One JWK as JSON; alg may be empty (then omitted).

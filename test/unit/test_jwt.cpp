@@ -309,3 +309,204 @@ TEST(TokenErrors, EveryErrorHasItsOwnName) {
     EXPECT_TRUE(names.insert(name).second) << name;
   }
 }
+
+namespace {
+
+std::string B64(const std::string &bytes) {
+  return jnx::core::Base64UrlEncode(bytes);
+}
+
+// An RSA JWK built by hand from raw n and e (big-endian bytes).
+std::string RsaJwk(const std::string &kid, const std::string &n, const std::string &e,
+                   const std::string &extra = "") {
+  return "{\"kty\":\"RSA\",\"kid\":\"" + kid + "\",\"n\":\"" + B64(n) + "\",\"e\":\"" + B64(e) +
+         "\"" + extra + "}";
+}
+
+std::string Set(const std::vector<std::string> &jwks) {
+  std::string set = "{\"keys\":[";
+  for (size_t i = 0; i < jwks.size(); ++i) set += (i > 0 ? "," : "") + jwks[i];
+  return set + "]}";
+}
+
+// A fabricated odd modulus of exactly `bits` bits (not a real key: parsing
+// must judge it by its size alone).
+std::string Modulus(size_t bits) {
+  std::string n((bits + 7) / 8, '\x5a');
+  const size_t top_bits = bits % 8 == 0 ? 8 : bits % 8;
+  n[0] = static_cast<char>(1u << (top_bits - 1));
+  n.back() = '\x01';
+  return n;
+}
+
+const std::string kE65537("\x01\x00\x01", 3);
+
+TokenError ParseSet(const std::string &json, KeySet *set = nullptr, std::string *detail = nullptr) {
+  KeySet local;
+  std::string why;
+  const TokenError e = KeySet::Parse(json, set != nullptr ? set : &local, &why);
+  if (detail != nullptr) *detail = why;
+  return e;
+}
+
+}  // namespace
+
+// RFC 7517 section 5: keys we do not understand or cannot verify with are
+// ignored; the set stands as long as one usable key remains.
+TEST(JwksParse, IgnoresKeysItCannotUse) {
+  const t::RsaKey good = t::GenerateRsa("good");
+  const t::RsaKey spare = t::GenerateRsa("spare");
+  const std::string n = t::BnBytes(spare.pkey.get(), OSSL_PKEY_PARAM_RSA_N);
+  const std::vector<std::string> unusable = {
+      RsaJwk("enc", n, kE65537, ",\"use\":\"enc\""), RsaJwk("use_number", n, kE65537, ",\"use\":1"),
+      RsaJwk("ops", n, kE65537, ",\"key_ops\":[\"encrypt\",\"wrapKey\"]"),
+      RsaJwk("ops_string", n, kE65537, ",\"key_ops\":\"verify\""),
+      RsaJwk("oaep", n, kE65537, ",\"alg\":\"RSA-OAEP\""),
+      RsaJwk("ps256", n, kE65537, ",\"alg\":\"PS256\""),
+      RsaJwk("hs256", n, kE65537, ",\"alg\":\"HS256\""),
+      RsaJwk("es256", n, kE65537, ",\"alg\":\"ES256\""),
+      RsaJwk("lower", n, kE65537, ",\"alg\":\"rs256\""),
+      RsaJwk("alg_number", n, kE65537, ",\"alg\":256"),
+      "{\"kty\":\"RSA\",\"n\":\"" + B64(n) + "\",\"e\":\"AQAB\"}",
+      "{\"kty\":\"RSA\",\"kid\":\"\",\"n\":\"" + B64(n) + "\",\"e\":\"AQAB\"}",
+      "{\"kty\":\"RSA\",\"kid\":7,\"n\":\"" + B64(n) + "\",\"e\":\"AQAB\"}",
+      "{\"kty\":\"oct\",\"kid\":\"hmac\",\"k\":\"c2VjcmV0c2VjcmV0c2VjcmV0\"}",
+      "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"ed\",\"x\":"
+      "\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}",
+      "{\"kty\":\"rsa\",\"kid\":\"lower_kty\",\"n\":\"" + B64(n) + "\",\"e\":\"AQAB\"}",
+      "{\"kty\":5,\"kid\":\"kty_number\"}", "{\"kid\":\"no_kty\"}",
+      // Weak or broken material in a key we would not use anyway: ignored.
+      RsaJwk("enc_weak", n, std::string("\x01", 1), ",\"use\":\"enc\""),
+      "{\"kty\":\"oct\",\"kid\":\"good\",\"k\":\"AA\"}",  // same kid as the usable key
+  };
+  const std::string token = t::Token(
+      good, t::Header(good),
+      "{\"sub\":\"u\",\"iss\":\"" + kIss + "\",\"exp\":" + std::to_string(kNow + 60) + "}");
+  TokenPolicy policy;
+  policy.issuers = {kIss};
+  for (const std::string &jwk : unusable) {
+    KeySet set;
+    std::string detail;
+    ASSERT_EQ(ParseSet(Set({jwk, t::Jwk(good)}), &set, &detail), TokenError::kOk) << jwk << detail;
+    EXPECT_EQ(set.size(), 1u) << jwk;
+    std::string claims;
+    EXPECT_EQ(VerifyToken(token, set, policy, kNow, &claims), TokenError::kOk) << jwk;
+  }
+  // All of them at once are more than 16 entries: that alone refuses the set.
+  EXPECT_EQ(ParseSet(Set(unusable)), TokenError::kInvalidJwks);
+  // A token naming a skipped key finds no key.
+  KeySet set;
+  ASSERT_EQ(ParseSet(Set({unusable[0], t::Jwk(good)}), &set), TokenError::kOk);
+  const std::string enc_token =
+      t::Token(spare, "{\"alg\":\"RS256\",\"kid\":\"enc\"}", "{\"sub\":\"u\"}");
+  std::string claims;
+  EXPECT_EQ(VerifyToken(enc_token, set, policy, kNow, &claims), TokenError::kUnknownKey);
+  // key_ops that allow verify, and use "sig", are usable.
+  ASSERT_EQ(
+      ParseSet(Set({RsaJwk("ops_ok", n, kE65537, ",\"use\":\"sig\",\"key_ops\":[\"verify\"]")}),
+               &set),
+      TokenError::kOk);
+  EXPECT_EQ(set.size(), 1u);
+}
+
+TEST(JwksParse, RefusesASetWithNoUsableKey) {
+  const t::RsaKey spare = t::GenerateRsa("spare");
+  const std::string n = t::BnBytes(spare.pkey.get(), OSSL_PKEY_PARAM_RSA_N);
+  std::string detail;
+  EXPECT_EQ(ParseSet(Set({RsaJwk("ins_enc", n, kE65537, ",\"use\":\"enc\"")}), nullptr, &detail),
+            TokenError::kInvalidJwks);
+  EXPECT_NE(detail.find("no key in the set can verify"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("\"ins_enc\""), std::string::npos) << detail;
+  EXPECT_EQ(detail.find(B64(n).substr(0, 16)), std::string::npos) << detail;  // no key material
+  EXPECT_EQ(ParseSet(Set({"{\"kty\":\"oct\",\"kid\":\"a\",\"k\":\"c2VjcmV0\"}",
+                          "{\"kty\":\"OKP\",\"kid\":\"b\",\"crv\":\"X25519\",\"x\":\"AAAA\"}",
+                          RsaJwk("", n, kE65537)}),
+                     nullptr, &detail),
+            TokenError::kInvalidJwks);
+  EXPECT_NE(detail.find("(and 2 more skipped)"), std::string::npos) << detail;
+  EXPECT_EQ(detail.find("c2VjcmV0"), std::string::npos) << detail;
+  // A hostile kid is quoted safely and cut short.
+  EXPECT_EQ(ParseSet(Set({"{\"kty\":\"oct\",\"kid\":\"a\\\"b\\n" + std::string(200, 'x') + "\"}"}),
+                     nullptr, &detail),
+            TokenError::kInvalidJwks);
+  EXPECT_NE(detail.find("key \"a?b?xxx"), std::string::npos) << detail;
+  EXPECT_LT(detail.size(), 200u) << detail;
+}
+
+// Keys that would make forgery trivial refuse the whole set, not just themselves.
+TEST(JwksParse, RefusesWeakRsaKeys) {
+  const t::RsaKey real = t::GenerateRsa("real");
+  const std::string n = t::BnBytes(real.pkey.get(), OSSL_PKEY_PARAM_RSA_N);
+  ASSERT_EQ(n.size(), 256u);
+  const std::string zero("\0", 1);
+  const std::vector<std::pair<std::string, std::string>> weak = {
+      {"e = 1", RsaJwk("w", n, "\x01")},
+      {"e = 1 padded", RsaJwk("w", n, zero + zero + "\x01")},
+      {"e = 2", RsaJwk("w", n, "\x02")},
+      {"e = 0", RsaJwk("w", n, zero)},
+      {"e empty", RsaJwk("w", n, "")},
+      {"e = 4", RsaJwk("w", n, "\x04")},
+      {"e = 65536", RsaJwk("w", n, std::string("\x01\x00\x00", 3))},
+      {"e = 2^64 + 1", RsaJwk("w", n, "\x01" + std::string(7, '\0') + "\x01")},
+      {"e = 2^65 - 1", RsaJwk("w", n, "\x01" + std::string(8, '\xff'))},
+      {"1024-bit key", t::Jwk(t::GenerateRsa("w", 1024))},
+      {"2047 bits", RsaJwk("w", Modulus(2047), kE65537)},
+      {"2047 bits behind a zero byte", RsaJwk("w", zero + Modulus(2047), kE65537)},
+      {"8193 bits", RsaJwk("w", Modulus(8193), kE65537)},
+      {"16384 bits", RsaJwk("w", Modulus(16384), kE65537)},
+      {"even modulus", RsaJwk("w", n.substr(0, 255) + "\x02", kE65537)},
+      {"n empty", RsaJwk("w", "", kE65537)},
+      {"n missing", "{\"kty\":\"RSA\",\"kid\":\"w\",\"e\":\"AQAB\"}"},
+      {"e missing", "{\"kty\":\"RSA\",\"kid\":\"w\",\"n\":\"" + B64(n) + "\"}"},
+      {"n not base64url",
+       "{\"kty\":\"RSA\",\"kid\":\"w\",\"e\":\"AQAB\",\"n\":\"" + B64(n) + "=\"}"},
+      {"e a number", "{\"kty\":\"RSA\",\"kid\":\"w\",\"e\":65537,\"n\":\"" + B64(n) + "\"}"},
+  };
+  for (const auto &[name, jwk] : weak) {
+    std::string detail;
+    EXPECT_EQ(ParseSet(Set({t::Jwk(real), jwk}), nullptr, &detail), TokenError::kInvalidJwks)
+        << name;
+    EXPECT_NE(detail.find("key \"w\""), std::string::npos) << name << ": " << detail;
+    EXPECT_EQ(detail.find(B64(n).substr(0, 16)), std::string::npos) << detail;
+  }
+  std::string detail;
+  ParseSet(Set({RsaJwk("w", Modulus(8193), kE65537)}), nullptr, &detail);
+  EXPECT_NE(detail.find("8193 bits"), std::string::npos) << detail;
+  ParseSet(Set({RsaJwk("w", n, "\x01")}), nullptr, &detail);
+  EXPECT_NE(detail.find("weak public exponent"), std::string::npos) << detail;
+
+  // Accepted: e = 3, 65537 (also with leading zero bytes), 2^64 - 1; moduli of
+  // exactly 2048 and 8192 bits; a real modulus behind leading zero bytes
+  // (measured by its real length), which still verifies.
+  const std::vector<std::string> fine = {
+      RsaJwk("f", n, "\x03"),
+      RsaJwk("f", n, kE65537),
+      RsaJwk("f", n, zero + zero + kE65537),
+      RsaJwk("f", n, std::string(8, '\xff')),
+      RsaJwk("f", Modulus(2048), kE65537),
+      RsaJwk("f", Modulus(8192), kE65537),
+      RsaJwk("f", zero + zero + Modulus(2048), kE65537),
+  };
+  for (const std::string &jwk : fine) {
+    EXPECT_EQ(ParseSet(Set({jwk}), nullptr, &detail), TokenError::kOk) << detail;
+  }
+  KeySet set;
+  ASSERT_EQ(ParseSet(Set({RsaJwk("real", zero + zero + n, zero + kE65537)}), &set),
+            TokenError::kOk);
+  TokenPolicy policy;
+  policy.issuers = {kIss};
+  std::string claims;
+  EXPECT_EQ(VerifyToken(t::Token(real, t::Header(real),
+                                 "{\"sub\":\"u\",\"iss\":\"" + kIss +
+                                     "\",\"exp\":" + std::to_string(kNow + 60) + "}"),
+                        set, policy, kNow, &claims),
+            TokenError::kOk);
+}
+
+TEST(JwksParse, DuplicateKidsAmongUsableKeysAreRefused) {
+  const t::RsaKey a = t::GenerateRsa("same");
+  const t::RsaKey b = t::GenerateRsa("same");
+  std::string detail;
+  EXPECT_EQ(ParseSet(Set({t::Jwk(a), t::Jwk(b)}), nullptr, &detail), TokenError::kInvalidJwks);
+  EXPECT_NE(detail.find("\"same\" appears twice"), std::string::npos) << detail;
+}
