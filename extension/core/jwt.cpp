@@ -1,11 +1,15 @@
 #include "jwt.h"
 
 #include <jansson.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <array>
 #include <cmath>
+#include <cstring>
 
 #include "no_postgres.h"
 
@@ -76,7 +80,7 @@ bool HeaderNamesSessionToken(const json_t *header) {
 constexpr std::string_view kMachineSubjectPrefix = "mch_";
 
 // The key's kind fixes what it verifies: RSA keys PKCS #1 v1.5 signatures
-// (RS256/384/512), EC P-256 keys ECDSA (ES256).
+// (RS256/384/512), EC P-256 keys ECDSA with SHA-256 (ES256).
 enum class KeyKind { kRsa, kEc };
 
 struct Algorithm {
@@ -91,10 +95,40 @@ const Algorithm *FindAlgorithm(std::string_view alg) {
   static const Algorithm rs256{KeyKind::kRsa, EVP_MD_fetch(nullptr, "SHA256", nullptr)};
   static const Algorithm rs384{KeyKind::kRsa, EVP_MD_fetch(nullptr, "SHA384", nullptr)};
   static const Algorithm rs512{KeyKind::kRsa, EVP_MD_fetch(nullptr, "SHA512", nullptr)};
+  static const Algorithm es256{KeyKind::kEc, rs256.md};
   if (alg == "RS256") return &rs256;
   if (alg == "RS384") return &rs384;
   if (alg == "RS512") return &rs512;
+  if (alg == "ES256") return &es256;
   return nullptr;
+}
+
+// ES256 (RFC 7518 section 3.4): the JWS signature is r and s, 32 bytes each,
+// big-endian; OpenSSL wants a DER ECDSA-Sig-Value, SEQUENCE { INTEGER r,
+// INTEGER s }, in canonical form (minimal, non-negative integers).
+constexpr size_t kEs256SignatureBytes = 64;
+constexpr size_t kEs256CoordinateBytes = 32;
+constexpr size_t kMaxEcdsaDerBytes = 2 + 2 * (2 + 1 + kEs256CoordinateBytes);
+
+size_t EcdsaDerFromJose(const unsigned char *rs, unsigned char *out) {
+  unsigned char *p = out + 2;
+  for (size_t half = 0; half < 2; ++half) {
+    const unsigned char *v = rs + half * kEs256CoordinateBytes;
+    size_t len = kEs256CoordinateBytes;
+    while (len > 1 && *v == 0) {
+      ++v;
+      --len;
+    }
+    const bool pad = (*v & 0x80) != 0;
+    *p++ = 0x02;
+    *p++ = static_cast<unsigned char>(len + (pad ? 1 : 0));
+    if (pad) *p++ = 0;
+    std::memcpy(p, v, len);
+    p += len;
+  }
+  out[0] = 0x30;
+  out[1] = static_cast<unsigned char>(p - out - 2);
+  return static_cast<size_t>(p - out);
 }
 
 struct PkeyCtxDeleter {
@@ -258,6 +292,45 @@ Verdict ParseRsaMaterial(const json_t *jwk, const std::string &label, KeySet::Im
   return Verdict::kUse;
 }
 
+// An EC P-256 key's x and y: refused unless each is exactly 32 bytes and the
+// point is on the curve (EVP_PKEY_public_check: on the curve, coordinates in
+// range, of the group's order), since a signing key that claims to be usable
+// but is not a point is configuration gone wrong.
+Verdict ParseEcMaterial(const json_t *jwk, const std::string &label, KeySet::Impl::Key *key,
+                        std::string *why) {
+  const char *x64 = StringMember(jwk, "x");
+  const char *y64 = StringMember(jwk, "y");
+  std::string point(1, '\x04');  // uncompressed: 04 || x || y
+  if (x64 == nullptr || y64 == nullptr || !Base64UrlDecode(x64, &point) ||
+      point.size() != 1 + kEs256CoordinateBytes || !Base64UrlDecode(y64, &point) ||
+      point.size() != 1 + 2 * kEs256CoordinateBytes) {
+    *why = "EC " + label + " needs x and y of 32 bytes each in base64url";
+    return Verdict::kRefuse;
+  }
+  char group[] = "P-256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()),
+      OSSL_PARAM_construct_end()};
+  PkeyCtx build(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  if (!build || EVP_PKEY_fromdata_init(build.get()) != 1) return Verdict::kInternal;
+  EVP_PKEY *pkey = nullptr;
+  // OpenSSL 3.0's fromdata already refuses a point off the curve; the public
+  // check (on the curve, coordinates below p, order n) is kept so that no
+  // version or provider lets one through.
+  const bool built = EVP_PKEY_fromdata(build.get(), &pkey, EVP_PKEY_PUBLIC_KEY,
+                                       const_cast<OSSL_PARAM *>(params)) == 1;
+  key->pkey.reset(pkey);
+  PkeyCtx check(built ? EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr) : nullptr);
+  if (!built || !check || EVP_PKEY_public_check(check.get()) != 1) {
+    *why = "EC " + label + " is not a point on P-256";
+    return Verdict::kRefuse;
+  }
+  key->verify.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
+  if (!key->verify || EVP_PKEY_verify_init(key->verify.get()) != 1) return Verdict::kInternal;
+  return Verdict::kUse;
+}
+
 // One JWK: skipped when its kty, use, key_ops, alg or crv is not understood
 // or not for verifying signatures, or when it has no kid (tokens select keys
 // only by kid: a key without one can never be used, and refusing the whole
@@ -272,8 +345,13 @@ Verdict ParseJwk(const json_t *jwk, size_t index, KeySet::Impl::Key *key, std::s
   };
   const json_t *kty = json_object_get(jwk, "kty");
   if (kty == nullptr) return skip("has no kty");
-  if (!StringIs(kty, "RSA")) return skip("is not an RSA key");
-  key->kind = KeyKind::kRsa;
+  if (StringIs(kty, "RSA")) {
+    key->kind = KeyKind::kRsa;
+  } else if (StringIs(kty, "EC")) {
+    key->kind = KeyKind::kEc;
+  } else {
+    return skip("is neither an RSA nor an EC key");
+  }
   const json_t *use = json_object_get(jwk, "use");
   if (use != nullptr && !StringIs(use, "sig")) return skip("is not for signatures (use)");
   const json_t *key_ops = json_object_get(jwk, "key_ops");
@@ -281,13 +359,18 @@ Verdict ParseJwk(const json_t *jwk, size_t index, KeySet::Impl::Key *key, std::s
   const json_t *alg = json_object_get(jwk, "alg");
   if (alg != nullptr) {
     const Algorithm *a = json_is_string(alg) ? FindAlgorithm(json_string_value(alg)) : nullptr;
-    if (a == nullptr || a->kind != key->kind)
-      return skip("has an alg other than RS256, RS384 or RS512");
+    if (a == nullptr || a->kind != key->kind) {
+      return skip(key->kind == KeyKind::kRsa ? "has an alg other than RS256, RS384 or RS512"
+                                             : "has an alg other than ES256");
+    }
     key->alg = json_string_value(alg);
   }
+  if (key->kind == KeyKind::kEc && !StringIs(json_object_get(jwk, "crv"), "P-256"))
+    return skip("is on a curve other than P-256");
   if (kid == nullptr || *kid == '\0') return skip("has no kid");
   key->kid = kid;
-  return ParseRsaMaterial(jwk, label, key, why);
+  return key->kind == KeyKind::kRsa ? ParseRsaMaterial(jwk, label, key, why)
+                                    : ParseEcMaterial(jwk, label, key, why);
 }
 
 }  // namespace
@@ -406,8 +489,18 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
     if (EVP_PKEY_CTX_set_signature_md(key->verify.get(), md) != 1) return TokenError::kInternal;
     key->verify_md = md;
   }
-  if (EVP_PKEY_verify(key->verify.get(), reinterpret_cast<const unsigned char *>(signature.data()),
-                      signature.size(), digest, digest_len) != 1) {
+  const auto *sig = reinterpret_cast<const unsigned char *>(signature.data());
+  size_t sig_len = signature.size();
+  std::array<unsigned char, kMaxEcdsaDerBytes> der;
+  if (key->kind == KeyKind::kEc) {
+    // Only the JWS form: a DER signature or any other length is refused.
+    // High s is accepted (as OpenSSL does): JWS does not require low s, and
+    // nothing here keys on the signature bytes, so malleability is harmless.
+    if (sig_len != kEs256SignatureBytes) return TokenError::kBadSignature;
+    sig_len = EcdsaDerFromJose(sig, der.data());
+    sig = der.data();
+  }
+  if (EVP_PKEY_verify(key->verify.get(), sig, sig_len, digest, digest_len) != 1) {
     return TokenError::kBadSignature;
   }
 

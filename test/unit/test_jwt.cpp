@@ -510,3 +510,255 @@ TEST(JwksParse, DuplicateKidsAmongUsableKeysAreRefused) {
   EXPECT_EQ(ParseSet(Set({t::Jwk(a), t::Jwk(b)}), nullptr, &detail), TokenError::kInvalidJwks);
   EXPECT_NE(detail.find("\"same\" appears twice"), std::string::npos) << detail;
 }
+
+namespace {
+
+// A set with EC P-256 keys (one naming alg ES256, one naming none) beside an
+// RSA key.
+class Es256Test : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ec_ = new t::EcKey(t::GenerateEc("ins_ec"));
+    ec_alg_ = new t::EcKey(t::GenerateEc("ins_ec_alg"));
+    rsa_ = new t::RsaKey(t::GenerateRsa("ins_rsa"));
+    keys_ = new KeySet();
+    std::string detail;
+    ASSERT_EQ(KeySet::Parse(Set({t::Jwk(*ec_, ""), t::Jwk(*ec_alg_, "ES256"), t::Jwk(*rsa_)}),
+                            keys_, &detail),
+              TokenError::kOk)
+        << detail;
+    ASSERT_EQ(keys_->size(), 3u);
+  }
+  static void TearDownTestSuite() {
+    delete keys_;
+    delete ec_;
+    delete ec_alg_;
+    delete rsa_;
+  }
+  static std::string Claims() {
+    return "{\"sub\":\"user_1\",\"iss\":\"" + kIss + "\",\"exp\":" + std::to_string(kNow + 60) +
+           ",\"v\":2,\"o\":{\"id\":\"org_1\",\"rol\":\"admin\"}}";
+  }
+  static TokenError Check(const std::string &token) {
+    TokenPolicy policy;
+    policy.issuers = {kIss};
+    std::string out;
+    return VerifyToken(token, *keys_, policy, kNow, &out);
+  }
+  // A token whose signature part is `sig` (raw bytes), over a valid ES256 input.
+  static std::string WithSignature(const std::string &sig) {
+    const std::string good = t::Token(*ec_, t::Header(*ec_), Claims());
+    return good.substr(0, good.rfind('.') + 1) + B64(sig);
+  }
+  static std::string SigningInput(const std::string &token) {
+    return token.substr(0, token.rfind('.'));
+  }
+  static std::string SignatureOf(const std::string &token) {
+    std::string sig;
+    jnx::core::Base64UrlDecode(token.substr(token.rfind('.') + 1), &sig);
+    return sig;
+  }
+
+  static t::EcKey *ec_;
+  static t::EcKey *ec_alg_;
+  static t::RsaKey *rsa_;
+  static KeySet *keys_;
+};
+t::EcKey *Es256Test::ec_ = nullptr;
+t::EcKey *Es256Test::ec_alg_ = nullptr;
+t::RsaKey *Es256Test::rsa_ = nullptr;
+KeySet *Es256Test::keys_ = nullptr;
+
+}  // namespace
+
+TEST_F(Es256Test, ValidTokensVerify) {
+  EXPECT_EQ(Check(t::Token(*ec_, t::Header(*ec_), Claims())), TokenError::kOk);
+  EXPECT_EQ(Check(t::Token(*ec_alg_, t::Header(*ec_alg_), Claims())), TokenError::kOk);
+  EXPECT_EQ(Check(t::Token(*rsa_, t::Header(*rsa_), Claims())), TokenError::kOk);
+  TokenPolicy policy;
+  policy.issuers = {kIss};
+  std::string claims;
+  jnx::core::TokenIdentity who;
+  ASSERT_EQ(
+      VerifyToken(t::Token(*ec_, t::Header(*ec_), Claims()), *keys_, policy, kNow, &claims, &who),
+      TokenError::kOk);
+  EXPECT_EQ(who.sub, "user_1");
+  EXPECT_EQ(who.org_role, "org:admin");
+  // r and s are fixed-width in JWS but minimal in DER: a component with a
+  // leading zero byte (1 in 128 signatures) and one with its top bit set (1
+  // in 2) must both convert. Sign until each has been seen.
+  bool short_seen = false, high_seen = false;
+  for (int i = 0; i < 5000 && !(short_seen && high_seen); ++i) {
+    const std::string token = t::Token(*ec_, t::Header(*ec_),
+                                       "{\"sub\":\"u" + std::to_string(i) + "\",\"iss\":\"" + kIss +
+                                           "\",\"exp\":" + std::to_string(kNow + 60) + "}");
+    const std::string sig = SignatureOf(token);
+    const bool is_short = sig[0] == '\0' || sig[32] == '\0';
+    const bool is_high = (sig[0] & 0x80) != 0 || (sig[32] & 0x80) != 0;
+    if ((is_short && !short_seen) || (is_high && !high_seen)) {
+      EXPECT_EQ(Check(token), TokenError::kOk) << i;
+      short_seen = short_seen || is_short;
+      high_seen = high_seen || is_high;
+    }
+  }
+  EXPECT_TRUE(short_seen && high_seen);
+}
+
+TEST_F(Es256Test, BadSignaturesAreRefused) {
+  const std::string good = t::Token(*ec_, t::Header(*ec_), Claims());
+  const std::string sig = SignatureOf(good);
+  ASSERT_EQ(sig.size(), 64u);
+  std::string flipped = sig;
+  flipped[40] = static_cast<char>(flipped[40] ^ 0x01);
+  const std::string der = t::SignWithOpenSsl(*ec_, "ES256", SigningInput(good));
+  const std::string zero32(32, '\0');
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"flipped bit", WithSignature(flipped)},
+      {"63 bytes", WithSignature(sig.substr(0, 63))},
+      {"65 bytes", WithSignature(sig + '\0')},
+      {"65 bytes, zero first", WithSignature('\0' + sig)},
+      {"128 bytes", WithSignature(sig + sig)},
+      {"DER of the same signature", good.substr(0, good.rfind('.') + 1) + B64(der)},
+      {"r = 0", WithSignature(zero32 + sig.substr(32))},
+      {"s = 0", WithSignature(sig.substr(0, 32) + zero32)},
+      {"all ones", WithSignature(std::string(64, '\xff'))},
+      {"s and r swapped", WithSignature(sig.substr(32) + sig.substr(0, 32))},
+      {"another key's signature", t::Token(*ec_alg_, t::Header(*ec_), Claims())},
+      {"another payload", SigningInput(good).substr(0, good.find('.') + 1) +
+                              B64("{\"sub\":\"admin\"}") + "." + B64(sig)},
+  };
+  for (const auto &[name, token] : bad) EXPECT_EQ(Check(token), TokenError::kBadSignature) << name;
+}
+
+// OpenSSL accepts (r, n - s) as well as (r, s); JWS (RFC 7518) does not ask
+// for low s, and nothing here keys on signature bytes, so we accept it too.
+TEST_F(Es256Test, HighSIsAccepted) {
+  const std::string good = t::Token(*ec_, t::Header(*ec_), Claims());
+  const std::string sig = SignatureOf(good);
+  BIGNUM *order = nullptr;
+  ASSERT_NE(BN_hex2bn(&order, "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551"),
+            0);
+  BIGNUM *s = BN_bin2bn(reinterpret_cast<const unsigned char *>(sig.data()) + 32, 32, nullptr);
+  BIGNUM *other = BN_new();
+  ASSERT_EQ(BN_sub(other, order, s), 1);
+  std::string flipped = sig.substr(0, 32) + std::string(32, '\0');
+  BN_bn2binpad(other, reinterpret_cast<unsigned char *>(flipped.data()) + 32, 32);
+  EXPECT_NE(flipped, sig);
+  EXPECT_EQ(Check(WithSignature(flipped)), TokenError::kOk);
+  // s + n does not fit 32 bytes' range of valid values: refused.
+  BIGNUM *beyond = BN_new();
+  ASSERT_EQ(BN_add(beyond, order, s), 1);
+  if (BN_num_bytes(beyond) <= 32) {
+    std::string out_of_range = sig.substr(0, 32) + std::string(32, '\0');
+    BN_bn2binpad(beyond, reinterpret_cast<unsigned char *>(out_of_range.data()) + 32, 32);
+    EXPECT_EQ(Check(WithSignature(out_of_range)), TokenError::kBadSignature);
+  }
+  BN_free(beyond);
+  BN_free(other);
+  BN_free(s);
+  BN_free(order);
+}
+
+// The key decides the algorithm: an EC key verifies ES256 only, an RSA key
+// RS256/384/512 only.
+TEST_F(Es256Test, AlgorithmFollowsTheKey) {
+  const std::string claims = Claims();
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"RS256 header, EC kid", t::Token(*ec_, t::Header(*ec_, "RS256"), claims, "ES256")},
+      {"RS256 header, EC kid, RSA signature",
+       t::Token(*rsa_, "{\"alg\":\"RS256\",\"kid\":\"ins_ec\"}", claims)},
+      {"RS512 header, EC kid", t::Token(*ec_, t::Header(*ec_, "RS512"), claims, "ES256")},
+      {"ES256 header, RSA kid", t::Token(*rsa_, t::Header(*rsa_, "ES256"), claims, "RS256")},
+      {"ES256 header, RSA kid, EC signature",
+       t::Token(*ec_, "{\"alg\":\"ES256\",\"kid\":\"ins_rsa\"}", claims)},
+      {"ES384", t::Token(*ec_, t::Header(*ec_, "ES384"), claims, "ES256")},
+      {"ES512", t::Token(*ec_, t::Header(*ec_, "ES512"), claims, "ES256")},
+      {"ES256K", t::Token(*ec_, t::Header(*ec_, "ES256K"), claims, "ES256")},
+      {"es256", t::Token(*ec_, t::Header(*ec_, "es256"), claims, "ES256")},
+      {"EdDSA", t::Token(*ec_, t::Header(*ec_, "EdDSA"), claims, "ES256")},
+      {"HS256", t::Token(*ec_, t::Header(*ec_, "HS256"), claims, "ES256")},
+      {"none", t::Token(*ec_, t::Header(*ec_, "none"), claims, "ES256")},
+      {"PS256", t::Token(*ec_, t::Header(*ec_, "PS256"), claims, "ES256")},
+  };
+  for (const auto &[name, token] : refused) {
+    EXPECT_EQ(Check(token), TokenError::kAlgorithmNotAllowed) << name;
+  }
+}
+
+TEST(JwksParse, EcKeys) {
+  const t::EcKey ec = t::GenerateEc("ec");
+  const t::RsaKey rsa = t::GenerateRsa("rsa");
+  const std::string x = t::BnBytes(ec.pkey.get(), OSSL_PKEY_PARAM_EC_PUB_X, 32);
+  const std::string y = t::BnBytes(ec.pkey.get(), OSSL_PKEY_PARAM_EC_PUB_Y, 32);
+  const auto jwk = [](const std::string &kid, const std::string &xb, const std::string &yb,
+                      const std::string &extra = ",\"crv\":\"P-256\"") {
+    return "{\"kty\":\"EC\",\"kid\":\"" + kid + "\",\"x\":\"" + B64(xb) + "\",\"y\":\"" + B64(yb) +
+           "\"" + extra + "}";
+  };
+  // Usable: alg ES256 or absent, use sig or absent.
+  for (const std::string &extra :
+       {std::string(",\"crv\":\"P-256\""), std::string(",\"crv\":\"P-256\",\"alg\":\"ES256\""),
+        std::string(",\"crv\":\"P-256\",\"use\":\"sig\"")}) {
+    KeySet set;
+    std::string detail;
+    EXPECT_EQ(ParseSet(Set({jwk("ec", x, y, extra)}), &set, &detail), TokenError::kOk) << detail;
+    EXPECT_EQ(set.size(), 1u);
+  }
+  // Skipped: another curve, alg, use, kty spelling; no crv; no kid.
+  const std::vector<std::string> skipped = {
+      jwk("p384", x, y, ",\"crv\":\"P-384\""),
+      jwk("p521", x, y, ",\"crv\":\"P-521\""),
+      jwk("k1", x, y, ",\"crv\":\"secp256k1\""),
+      jwk("lower", x, y, ",\"crv\":\"p-256\""),
+      jwk("nocrv", x, y, ""),
+      jwk("es384", x, y, ",\"crv\":\"P-256\",\"alg\":\"ES384\""),
+      jwk("rs256", x, y, ",\"crv\":\"P-256\",\"alg\":\"RS256\""),
+      jwk("ecdh", x, y, ",\"crv\":\"P-256\",\"alg\":\"ECDH-ES\""),
+      jwk("enc", x, y, ",\"crv\":\"P-256\",\"use\":\"enc\""),
+      jwk("", x, y),
+      "{\"kty\":\"ec\",\"kid\":\"lower_kty\",\"crv\":\"P-256\",\"x\":\"" + B64(x) + "\",\"y\":\"" +
+          B64(y) + "\"}",
+      // A P-384 key with real 48-byte coordinates.
+      "{\"kty\":\"EC\",\"kid\":\"real384\",\"crv\":\"P-384\",\"x\":\"" + B64(std::string(48, 'x')) +
+          "\",\"y\":\"" + B64(std::string(48, 'y')) + "\"}",
+  };
+  for (const std::string &s : skipped) {
+    KeySet set;
+    std::string detail;
+    ASSERT_EQ(ParseSet(Set({s, t::Jwk(rsa)}), &set, &detail), TokenError::kOk) << s << detail;
+    EXPECT_EQ(set.size(), 1u) << s;
+    EXPECT_EQ(ParseSet(Set({s}), nullptr, &detail), TokenError::kInvalidJwks) << s;
+    EXPECT_NE(detail.find("no key in the set can verify"), std::string::npos) << detail;
+  }
+  // Refused: broken coordinates or a point that is not on the curve.
+  std::string y_off = y;
+  y_off[31] = static_cast<char>(y_off[31] ^ 0x01);
+  const std::string zero("\0", 1);
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"off the curve", jwk("bad", x, y_off)},
+      {"x and y swapped", jwk("bad", y, x)},
+      {"zero point", jwk("bad", std::string(32, '\0'), std::string(32, '\0'))},
+      {"x of 31 bytes", jwk("bad", x.substr(1), y)},
+      {"y of 31 bytes", jwk("bad", x, y.substr(1))},
+      {"x of 33 bytes (leading zero)", jwk("bad", zero + x, y)},
+      {"y of 33 bytes", jwk("bad", x, y + zero)},
+      {"x and y of 64 bytes", jwk("bad", x + y, x + y)},
+      {"coordinates of P-384's width", jwk("bad", std::string(48, 'x'), std::string(48, 'y'))},
+      {"y missing", "{\"kty\":\"EC\",\"kid\":\"bad\",\"crv\":\"P-256\",\"x\":\"" + B64(x) + "\"}"},
+      {"x not base64url", "{\"kty\":\"EC\",\"kid\":\"bad\",\"crv\":\"P-256\",\"x\":\"" + B64(x) +
+                              "=\",\"y\":\"" + B64(y) + "\"}"},
+      {"x a number",
+       "{\"kty\":\"EC\",\"kid\":\"bad\",\"crv\":\"P-256\",\"x\":1,\"y\":\"" + B64(y) + "\"}"},
+  };
+  for (const auto &[name, s] : refused) {
+    std::string detail;
+    EXPECT_EQ(ParseSet(Set({t::Jwk(rsa), s}), nullptr, &detail), TokenError::kInvalidJwks) << name;
+    EXPECT_NE(detail.find("EC key \"bad\""), std::string::npos) << name << ": " << detail;
+    EXPECT_EQ(detail.find(B64(x).substr(0, 12)), std::string::npos) << detail;
+  }
+  std::string detail;
+  ParseSet(Set({jwk("bad", x, y_off)}), nullptr, &detail);
+  EXPECT_NE(detail.find("not a point on P-256"), std::string::npos) << detail;
+  // Duplicate kids across kinds are still duplicates.
+  EXPECT_EQ(ParseSet(Set({jwk("rsa", x, y), t::Jwk(rsa)})), TokenError::kInvalidJwks);
+}
