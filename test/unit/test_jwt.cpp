@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <jansson.h>
 #include <openssl/hmac.h>
 
 #include <set>
@@ -110,6 +111,35 @@ TEST_F(JwtTest, NormalizesClaimsV2) {
       "]");
   ASSERT_EQ(Check(t::Token(*key_, t::Header(*key_), v1), &claims), TokenError::kOk);
   EXPECT_NE(claims.find("\"org_role\":\"org:member\""), std::string::npos) << claims;
+}
+
+// The v1 names are written into the verified text: whatever the strings
+// hold, the result is JSON that says the same.
+TEST_F(JwtTest, NormalizedClaimsStayValidJson) {
+  const std::string odd = "a\\\"b\\\\c\\n\\t\\u0001\\u001f/\\u00e9\\u2028\\ud83d\\ude00";
+  const std::string v2 = Claims(",\"v\":2,\"o\":{\"id\":\"" + odd + "\",\"slg\":\"" + odd +
+                                "\",\"rol\":\"" + odd + "\",\"per\":\"," + odd + ",,x,\"}");
+  std::string claims;
+  ASSERT_EQ(Check(t::Token(*key_, t::Header(*key_), v2), &claims), TokenError::kOk);
+  json_error_t error;
+  json_t *parsed = json_loads(claims.c_str(), JSON_REJECT_DUPLICATES, &error);
+  ASSERT_NE(parsed, nullptr) << claims;
+  const char *want = json_string_value(json_object_get(json_object_get(parsed, "o"), "id"));
+  ASSERT_NE(want, nullptr);
+  EXPECT_STREQ(json_string_value(json_object_get(parsed, "org_id")), want);
+  EXPECT_STREQ(json_string_value(json_object_get(parsed, "org_slug")), want);
+  EXPECT_EQ(json_string_value(json_object_get(parsed, "org_role")), "org:" + std::string(want));
+  const json_t *perms = json_object_get(parsed, "org_permissions");
+  ASSERT_EQ(json_array_size(perms), 2u) << claims;
+  EXPECT_STREQ(json_string_value(json_array_get(perms, 0)), want);
+  EXPECT_STREQ(json_string_value(json_array_get(perms, 1)), "x");
+  json_decref(parsed);
+  // No "per", no "rol": an empty permission list, no role.
+  ASSERT_EQ(Check(t::Token(*key_, t::Header(*key_), Claims(",\"o\":{\"id\":\"org_9\"}")), &claims),
+            TokenError::kOk);
+  EXPECT_NE(claims.find(",\"org_id\":\"org_9\",\"org_permissions\":[]}"), std::string::npos)
+      << claims;
+  EXPECT_EQ(claims.find("org_role"), std::string::npos) << claims;
 }
 
 TEST_F(JwtTest, LeewayIsFiveSecondsByDefault) {
