@@ -87,8 +87,9 @@ void AppendJsonString(std::string_view text, std::string *out) {
 }
 
 // Tokens of another kind, told apart as Clerk's own session verification
-// does (clerk/javascript, packages/backend/src/tokens/request.ts with
-// jwt/assertions.ts, tokens/jwtCategories.ts, tokens/machine.ts):
+// does (clerk/javascript at e21ae9a, August 2026, @clerk/backend 3.16:
+// packages/backend/src/tokens/request.ts with jwt/assertions.ts,
+// tokens/jwtCategories.ts, tokens/machine.ts):
 // - header "typ": absent passes; otherwise it must be exactly "JWT"
 //   (assertHeaderType with no configured header type; case-sensitive, so
 //   "jwt", "JWS", "at+jwt" and any non-string value are refused);
