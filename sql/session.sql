@@ -192,3 +192,27 @@ COMMIT;
 
 REVOKE ALL ON FUNCTION regress.outcome(text) FROM authenticated;
 REVOKE ALL ON SCHEMA regress FROM authenticated;
+
+-- Key sets: keys nothing can use are ignored (RFC 7517 section 5); EC P-256
+-- keys verify ES256 (Supabase's signing keys); keys that make forgery
+-- trivial refuse the whole set.
+SELECT regress.outcome(format('SELECT jnx.set_jwks(%L)', :'jwks_weak')) AS rsa_exponent_one;
+SELECT regress.outcome($$SELECT jnx.set_jwks('{"keys": [{"kty": "oct", "kid": "h", "k": "c2VjcmV0"}, {"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": "AAAA"}]}')$$) AS nothing_usable;
+SELECT jnx.set_jwks(:'jwks_mixed');
+SELECT details->'kids' AS kids_recorded FROM jnx.system_events WHERE kind = 'config.jwks' ORDER BY id DESC LIMIT 1;
+SELECT name, regress.outcome(format('SELECT jnx.verify_session_token(%L)', tok)) AS outcome
+  FROM (VALUES ('RS256 next to ignored keys', :'tok_alice'), ('ES256 with an EC P-256 key', :'tok_es256'),
+               ('RS256 header on the EC key', :'tok_es256_as_rs256'),
+               ('session category', :'tok_session_cat')) AS v(name, tok);
+SELECT jnx.verify_session_token(:'tok_es256')->>'sub' AS es256_sub;
+
+-- Tokens of another kind: an OAuth access token, a JWT-template token, a
+-- machine's token. Signed by our key, with our issuer, and still refused.
+SELECT name, regress.outcome(format('SELECT jnx.verify_session_token(%L)', tok)) AS outcome
+  FROM (VALUES ('typ at+jwt', :'tok_at_jwt'), ('cat of a JWT template', :'tok_template'),
+               ('sub of a machine', :'tok_machine')) AS v(name, tok);
+BEGIN;
+SELECT regress.outcome(format('SELECT jnx.authenticate(%L)', :'tok_at_jwt')) AS authenticate_access_token;
+SELECT jnx.user_id() IS NULL AS still_anonymous;
+COMMIT;
+SELECT jnx.set_jwks(:'jwks');

@@ -54,8 +54,8 @@ void SetTokenFailure(Failure *failure, core::TokenError err, const char *detail)
       return;
     case TokenError::kAlgorithmNotAllowed:
       failure->Set(kTokenAlgorithm, "session token algorithm is not allowed",
-                   "Only RS256, RS384 and RS512 with an RSA key are accepted, and only the key's "
-                   "own alg when it names one.");
+                   "The key decides: RS256, RS384 or RS512 for an RSA key, ES256 for an EC P-256 "
+                   "key, and only the key's own alg when it names one.");
       return;
     case TokenError::kBadSignature:
       failure->Set(kTokenBadSignature, "session token signature does not match");
@@ -75,7 +75,15 @@ void SetTokenFailure(Failure *failure, core::TokenError err, const char *detail)
                    "azp is missing or not among the configured authorized parties.");
       return;
     case TokenError::kInvalidJwks:
-      failure->Set(kTokenInvalidJwks, "JWKS is invalid", detail);
+      failure->Set(kTokenInvalidJwks, "JWKS is invalid", detail,
+                   "Keys that cannot verify tokens are ignored, but the set needs one RSA "
+                   "(2048 to 8192 bits) or EC P-256 signing key with a kid.");
+      return;
+    case TokenError::kWrongType:
+      failure->Set(kTokenWrongType, "token is not a session token",
+                   "Its header typ is not \"JWT\", its header cat names another kind of token, or "
+                   "its sub is a machine's (mch_).",
+                   "OAuth access, M2M and JWT-template tokens cannot authenticate a session.");
       return;
     case TokenError::kInternal:
       failure->Set(kInternalFailure, "cryptographic library failure in jnx_auth");

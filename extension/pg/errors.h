@@ -37,6 +37,7 @@ inline constexpr int kTokenWrongIssuer = MAKE_SQLSTATE('J', 'X', '1', '0', '7');
 inline constexpr int kTokenWrongParty = MAKE_SQLSTATE('J', 'X', '1', '0', '8');
 inline constexpr int kTokenNotConfigured = MAKE_SQLSTATE('J', 'X', '1', '0', '9');
 inline constexpr int kTokenInvalidJwks = MAKE_SQLSTATE('J', 'X', '1', '1', '0');
+inline constexpr int kTokenWrongType = MAKE_SQLSTATE('J', 'X', '1', '1', '1');
 inline constexpr int kNotAuthenticated = MAKE_SQLSTATE('J', 'X', '2', '0', '1');
 inline constexpr int kNotAuthorized = MAKE_SQLSTATE('J', 'X', '2', '0', '2');
 inline constexpr int kInternalFailure = MAKE_SQLSTATE('J', 'X', '9', '0', '0');

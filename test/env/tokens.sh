@@ -13,6 +13,9 @@ chmod 700 "$DIR"
 jwk=$("$MINT" keygen "$DIR" ins_test_1)
 stranger_jwk=$("$MINT" keygen "$DIR" ins_stranger)
 printf '{"keys":[%s]}\n' "$jwk" >"$DIR/jwks.json"
+ec_jwk=$("$MINT" keygen "$DIR" ins_ec P-256)
+# The same RSA key with e = 1: its "signature" would be the padded digest.
+weak_jwk=$(printf '%s' "$jwk" | sed 's/"e":"[^"]*"/"e":"AQ"/; s/"kid":"ins_test_1"/"kid":"ins_weak"/')
 
 now=$(date +%s)
 iss=https://clerk.jnx.test
@@ -26,6 +29,9 @@ out=$DIR/tokens.psql
   echo "\\set jwks '$(cat "$DIR/jwks.json")'"
   # Both keys: for tests that remove the stranger's key again.
   echo "\\set jwks_with_stranger '{\"keys\":[$jwk,$stranger_jwk]}'"
+  # RSA and EC P-256 keys next to keys nothing can use (RFC 7517 section 5: ignored).
+  echo "\\set jwks_mixed '{\"keys\":[{\"kty\":\"oct\",\"kid\":\"h\",\"k\":\"c2VjcmV0\"},{\"kty\":\"RSA\",\"kid\":\"enc\",\"use\":\"enc\",\"n\":\"AQAB\",\"e\":\"AQAB\"},$jwk,$ec_jwk]}'"
+  echo "\\set jwks_weak '{\"keys\":[$jwk,$weak_jwk]}'"
   echo "\\set issuer '$iss'"
   echo "\\set party '$azp'"
   # Identities. alice: member of org_x (claims v2); bob: member of org_y (v1);
@@ -48,6 +54,13 @@ out=$DIR/tokens.psql
   echo "\\set tok_none '$(mint "{\"sub\":\"user_alice\",$base}" '{"alg":"none","kid":"ins_test_1"}')'"
   echo "\\set tok_string_exp '$(mint "{\"sub\":\"user_alice\",\"iss\":\"$iss\",\"azp\":\"$azp\",\"exp\":\"$((now + 3600))\"}")'"
   echo "\\set tok_no_sub '$(mint "{\"iss\":\"$iss\",\"azp\":\"$azp\",\"exp\":$((now + 3600))}")'"
+  # Supabase-style EC P-256 key, and tokens of another kind (Clerk's session verifier refuses them).
+  echo "\\set tok_es256 '$(mint "{\"sub\":\"user_alice\",$base,\"v\":2}" '{"alg":"ES256","kid":"ins_ec","typ":"JWT"}' ins_ec ES256)'"
+  echo "\\set tok_es256_as_rs256 '$(mint "{\"sub\":\"user_alice\",$base}" '{"alg":"RS256","kid":"ins_ec"}' ins_ec ES256)'"
+  echo "\\set tok_at_jwt '$(mint "{\"sub\":\"user_alice\",$base}" '{"alg":"RS256","kid":"ins_test_1","typ":"at+jwt"}')'"
+  echo "\\set tok_template '$(mint "{\"sub\":\"user_alice\",$base}" '{"alg":"RS256","kid":"ins_test_1","typ":"JWT","cat":"cl_B7d4PD222AAA"}')'"
+  echo "\\set tok_session_cat '$(mint "{\"sub\":\"user_alice\",$base}" '{"alg":"RS256","kid":"ins_test_1","typ":"JWT","cat":"cl_B7d4PD111AAA"}')'"
+  echo "\\set tok_machine '$(mint "{\"sub\":\"mch_2xyz\",$base}")'"
   alice=$(mint "{\"sub\":\"user_alice\",$base}")
   dave_claims=$(printf '%s' "{\"sub\":\"user_dave\",$base}" | base64 -w0 | tr '+/' '-_' | tr -d '=')
   echo "\\set tok_tampered '${alice%%.*}.${dave_claims}.${alice##*.}'"
