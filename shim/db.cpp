@@ -98,12 +98,17 @@ void SetError(PGconn *conn, const PGresult *res, DbResult *result) {
   }
 }
 
-// The first row of a result, as text ("" for NULL).
 void CopyFirstRow(const PGresult *res, DbResult *result) {
   result->columns.clear();
-  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) == 0) return;
+  result->has_row = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+  if (!result->has_row) return;
   for (int c = 0; c < PQnfields(res); ++c) {
-    result->columns.emplace_back(PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
+    if (PQgetisnull(res, 0, c)) {
+      result->columns.emplace_back(std::nullopt);
+    } else {
+      result->columns.emplace_back(
+          std::string(PQgetvalue(res, 0, c), static_cast<size_t>(PQgetlength(res, 0, c))));
+    }
   }
 }
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,16 @@ struct Param {
 struct DbResult {
   enum class Kind { kOk, kSqlError, kUnavailable };
   Kind kind = Kind::kUnavailable;
-  std::vector<std::string> columns;  // first row, text format ("" for NULL)
-  std::string sqlstate;              // kSqlError / kUnavailable, when known
+  bool has_row = false;  // the last statement returned at least one row
+  // The first row, text format; std::nullopt for SQL NULL, so that a NULL
+  // where a document is expected is never mistaken for an empty one.
+  std::vector<std::optional<std::string>> columns;
+  std::string sqlstate;  // kSqlError / kUnavailable, when known
+
+  // The first column of the first row when it is not NULL, else nullptr.
+  const std::string *Document() const {
+    return has_row && !columns.empty() && columns[0].has_value() ? &*columns[0] : nullptr;
+  }
 };
 
 // One statement: with a name, prepared once per connection; without, sent as

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "status.h"
 
 #ifndef JNX_EXTVERSION
 #error "JNX_EXTVERSION must be defined by the build"
@@ -78,22 +79,34 @@ void Unavailable(httplib::Response &res, const std::string &reason) {
   JsonError(res, 503, reason);
 }
 
-// The answer to a failed database call: the route's own SQLSTATEs first
-// (`specific` returns true when it answered), then what all routes share.
-template <typename Specific>
-void RespondFailure(const DbResult &r, httplib::Response &res, Specific specific) {
-  if (r.kind == DbResult::Kind::kUnavailable) {
-    Unavailable(res, "database_unavailable");
-    return;
+void Unauthorized(httplib::Response &res, const std::string &reason, bool invalid_token) {
+  res.set_header("WWW-Authenticate",
+                 invalid_token ? "Bearer error=\"invalid_token\"" : "Bearer realm=\"jnx\"");
+  JsonError(res, 401, reason);
+}
+
+void Respond(httplib::Response &res, const Answer &answer) {
+  switch (answer.extra) {
+    case Answer::Extra::kRetryAfter: Unavailable(res, answer.reason); return;
+    case Answer::Extra::kInvalidToken: Unauthorized(res, answer.reason, true); return;
+    case Answer::Extra::kBearerRealm: Unauthorized(res, answer.reason, false); return;
+    case Answer::Extra::kNone: JsonError(res, answer.status, answer.reason); return;
   }
-  const std::string &s = r.sqlstate;
-  if (specific(s)) return;
-  if (s == "42883" || s == "3F000" || s == "42P01" || s == "42501") {
-    // Extension missing or privileges wrong: not ready, retry later.
-    Unavailable(res, "database_not_ready");
-  } else {
-    JsonError(res, 500, "internal_error");
+}
+
+// A call that succeeded must have produced a document: NULL (or nothing) where
+// one is expected is a race on the database side (a user erased between
+// authentication and the profile read), not an empty answer. 503 lets the
+// client try again, and is never mistaken for success.
+bool RespondDocument(const DbResult &r, size_t columns, httplib::Response &res) {
+  const std::string *document = r.Document();
+  if (document == nullptr || document->empty() || r.columns.size() != columns) {
+    Unavailable(res, "no_result");
+    return false;
   }
+  res.status = 200;
+  res.set_content(*document, "application/json");
+  return true;
 }
 
 // The header under its Svix name, else its Standard Webhooks name.
@@ -123,28 +136,13 @@ void HandleWebhook(Pool &pool, const httplib::Request &req, httplib::Response &r
 
   DbResult r = pool.Call("jnx_ingest", kIngestSql, params);
   context.sqlstate = r.sqlstate;
-  if (r.kind == DbResult::Kind::kOk && r.columns.size() == 2) {
-    if (id.size() <= 128) context.svix_id = id;
-    context.outcome = r.columns[1];
-    res.status = 200;
-    res.set_content(r.columns[0], "application/json");
+  if (r.kind != DbResult::Kind::kOk) {
+    Respond(res, AnswerFor(Scope::kWebhook, r));
     return;
   }
-  RespondFailure(r, res, [&res](const std::string &s) {
-    if (s == "JX001") {
-      JsonError(res, 400, "malformed_headers");
-    } else if (s == "JX002") {
-      JsonError(res, 400, "bad_signature");
-    } else if (s == "JX003") {
-      JsonError(res, 400, "stale_timestamp");
-    } else if (s == "JX004" || s == "JX005") {
-      // Our configuration, not the sender's fault: let Svix retry until fixed.
-      Unavailable(res, "webhook_secret_not_configured");
-    } else {
-      return false;
-    }
-    return true;
-  });
+  if (!RespondDocument(r, 2, res)) return;
+  if (id.size() <= 128) context.svix_id = id;
+  context.outcome = r.columns[1].value_or("");
 }
 
 // "Authorization: Bearer <token>" (scheme case-insensitive). False when absent.
@@ -165,12 +163,6 @@ bool BearerToken(const httplib::Request &req, std::string *token) {
   return !token->empty();
 }
 
-void Unauthorized(httplib::Response &res, const std::string &reason, bool invalid_token) {
-  res.set_header("WWW-Authenticate",
-                 invalid_token ? "Bearer error=\"invalid_token\"" : "Bearer realm=\"jnx\"");
-  JsonError(res, 401, reason);
-}
-
 // One transaction on a pooled connection, PostgREST's way: authenticate with
 // the bearer token, switch to the authenticated role, call, commit. The
 // identity ends with the transaction, so nothing survives on the connection.
@@ -188,26 +180,11 @@ void HandleSession(Pool &pool, const httplib::Request &req, httplib::Response &r
   role.sql = "SET LOCAL ROLE authenticated";
   DbResult r = pool.Transaction({authenticate, role, std::move(call)});
   context.sqlstate = r.sqlstate;
-  if (r.kind == DbResult::Kind::kOk && !r.columns.empty()) {
-    context.outcome = "ok";
-    res.status = 200;
-    res.set_content(r.columns[0], "application/json");
+  if (r.kind != DbResult::Kind::kOk) {
+    Respond(res, AnswerFor(Scope::kSession, r));
     return;
   }
-  RespondFailure(r, res, [&res](const std::string &s) {
-    if (s >= "JX101" && s <= "JX108" && s.size() == 5) {
-      Unauthorized(res, "invalid_token", true);
-    } else if (s == "JX201") {
-      Unauthorized(res, "not_authenticated", false);
-    } else if (s == "JX202") {
-      JsonError(res, 403, "forbidden");
-    } else if (s == "JX109" || s == "JX110") {
-      Unavailable(res, "sessions_not_configured");
-    } else {
-      return false;
-    }
-    return true;
-  });
+  if (RespondDocument(r, 1, res)) context.outcome = "ok";
 }
 
 void HandleReady(Pool &pool, httplib::Response &res) {
@@ -219,7 +196,7 @@ void HandleReady(Pool &pool, httplib::Response &res) {
     Unavailable(res, "database_unavailable");
     return;
   }
-  const std::string installed = r.columns.empty() ? "" : r.columns[0];
+  const std::string installed = r.Document() != nullptr ? *r.Document() : "";
   if (installed != JNX_EXTVERSION) {
     Unavailable(res, installed.empty() ? "extension_missing" : "extension_version_mismatch");
     return;
@@ -252,6 +229,7 @@ int main() {
     WriteEventLog("error", "configuration: " + error);
     return 2;
   }
+  Pool pool(config);
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -260,7 +238,6 @@ int main() {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  Pool pool(config);
   httplib::Server server;
   const int workers = config.workers;
   server.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };

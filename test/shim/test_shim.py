@@ -10,6 +10,8 @@ import base64
 import http.client
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ import svix  # noqa: E402
 
 HOST, PORT = os.environ["JNX_LISTEN"].rsplit(":", 1)
 PORT = int(PORT)
+SHIM_BIN = os.environ.get("JNX_SHIM_BIN", os.path.join(ROOT, "shim", "jnx-shim"))  # for private shims
 with open(os.environ["JNX_SECRET_FILE"], encoding="ascii") as f:
     SECRET = f.read().strip()
 with open(os.path.join(ROOT, "test", "fixtures", "user_created.json"), "rb") as f:
@@ -48,8 +51,8 @@ def cluster(*args: str) -> None:
     subprocess.run(["bash", os.path.join(ROOT, "test", "env", "cluster.sh"), *args], check=True)
 
 
-def request(method, path, body=b"", headers=None, timeout=30):
-    conn = http.client.HTTPConnection(HOST, PORT, timeout=timeout)
+def request(method, path, body=b"", headers=None, timeout=30, host=None, port=None):
+    conn = http.client.HTTPConnection(host or HOST, port or PORT, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -81,6 +84,62 @@ def expect(cond, message):
 
 def expect_status(got, want, data=b""):
     expect(got == want, f"expected HTTP {want}, got {got}: {data[:200]!r}")
+
+
+# --- private shims ---------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class PrivateShim:
+    """A shim of our own on a free port, logged in as the cluster's shim is (jnx_authenticator),
+    under its own application_name so that its backends can be found in pg_stat_activity."""
+
+    def __init__(self, name, database=None, **env):
+        self.name = name
+        self.port = free_port()
+        conninfo = (f"host={os.environ['PGHOST']} port={os.environ['PGPORT']} "
+                    f"dbname={database or os.environ['PGDATABASE']} user=jnx_authenticator "
+                    f"application_name={name}")
+        self.env = dict(os.environ, JNX_LISTEN=f"{HOST}:{self.port}", JNX_DATABASE_URL=conninfo, **env)
+        self.log_path = os.path.join(os.environ["JNX_BASE"], f"{name}.log")
+        self.proc = self.log = None
+
+    def __enter__(self):
+        self.log = open(self.log_path, "w", encoding="utf-8")
+        self.proc = subprocess.Popen([SHIM_BIN], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(100):
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.__exit__()
+        raise AssertionError(f"{self.name} did not start")
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        # The log rule holds for these too: JSON lines only.
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                json.loads(line)
+        return False
+
+    def request(self, method, path, body=b"", headers=None, timeout=30):
+        return request(method, path, body, headers, timeout, host=HOST, port=self.port)
+
+    def deliver(self, body, headers, timeout=30):
+        return self.request("POST", "/api/webhooks/clerk", body, headers, timeout)
 
 
 @test
@@ -704,11 +763,47 @@ def me_and_user_created_race_for_thirty_new_users():
     expect(row == "30 30", f"rows / synced with the webhook's data: {row}")
 
 
+def scratch_sql(db, sql, **variables):
+    args = ["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d", db]
+    for k, v in variables.items():
+        args += ["-v", f"{k}={v}"]
+    out = subprocess.run(args, input=sql, check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+@test
+def null_or_a_data_exception_from_the_database_is_never_200_empty_nor_500():
+    # A database of our own whose jnx.me() we replace: the shared one keeps its functions.
+    scratch = f"jnx_fake_{RUN}"
+    psql(f"DROP DATABASE IF EXISTS {scratch}")
+    psql(f"CREATE DATABASE {scratch}")
+    try:
+        jwks = psql("SELECT jwks::text FROM jnx.token_config")
+        scratch_sql(scratch, "SET client_min_messages = warning; CREATE EXTENSION jnx_auth;"
+                             "SELECT jnx.set_jwks(:'jwks'); SELECT jnx.set_token_policy(ARRAY[:'iss'], '{}');",
+                    jwks=jwks, iss=DEV_ISSUER)
+        with PrivateShim("jnx-shim-fake", database=scratch) as shim:
+            auth = {"Authorization": "Bearer " + mint(session_claims(f"user_fake_{RUN}"))}
+            status, _, got = shim.request("GET", "/api/me", headers=auth)
+            expect_status(status, 200, got)  # the real jnx.me() first
+            scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE sql "
+                                 "AS 'SELECT NULL::jsonb'")
+            status, headers, got = shim.request("GET", "/api/me", headers=auth)
+            expect_status(status, 503, got)
+            expect(json.loads(got) == {"error": "no_result"} and headers.get("retry-after"), (got, headers))
+            for code, want, reason in (("22021", 400, "bad_request"), ("22P02", 400, "bad_request"),
+                                       ("22012", 500, "internal_error")):
+                scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE plpgsql AS "
+                                     f"$$BEGIN RAISE EXCEPTION 'fake' USING ERRCODE = '{code}'; END$$")
+                status, _, got = shim.request("GET", "/api/me", headers=auth)
+                expect(status == want and json.loads(got) == {"error": reason}, f"{code}: {status} {got!r}")
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
+
+
 @test
 def sigterm_finishes_the_request_in_flight_and_exits_0():
-    import signal
-    import socket
-    port = PORT + 1
+    port = free_port()
     log = open(os.path.join(os.environ["JNX_BASE"], "shim-drain.log"), "w")
     env = dict(os.environ, JNX_LISTEN=f"{HOST}:{port}",
                JNX_DATABASE_URL=f"host={os.environ['PGHOST']} port={os.environ['PGPORT']} "
@@ -783,10 +878,18 @@ def no_backend_crashed_during_the_suite():
 
 
 def main() -> int:
+    # Test names as arguments run only those (for development); none runs all.
+    unknown = set(sys.argv[1:]) - {fn.__name__ for fn in TESTS}
+    if unknown:
+        print(f"no such test: {sorted(unknown)}")
+        return 2
     passed = failed = 0
     for n, fn in enumerate(TESTS, 1):
+        if sys.argv[1:] and fn.__name__ not in sys.argv[1:]:
+            continue
         try:
             fn()
+            sys.stdout.flush()
             print(f"ok {n} - {fn.__name__}")
             passed += 1
         except Exception:  # noqa: BLE001 - every failure is reported
