@@ -229,7 +229,12 @@ int main() {
     WriteEventLog("error", "configuration: " + error);
     return 2;
   }
-  Pool pool(config);
+  std::unique_ptr<Pool> db = Pool::Create(config, &error);
+  if (db == nullptr) {
+    WriteEventLog("error", "configuration: " + error);
+    return 2;
+  }
+  Pool &pool = *db;
 
   sigset_t signals;
   sigemptyset(&signals);

@@ -32,6 +32,8 @@ with open(os.path.join(ROOT, "test", "fixtures", "user_created.json"), "rb") as 
 MAX_BODY = int(os.environ.get("JNX_MAX_BODY_BYTES", str(1024 * 1024)))
 
 RUN = os.urandom(4).hex()  # user ids are unique per run: reruns on one database stay meaningful
+SERVER_LOG = os.path.join(os.environ["JNX_BASE"], "postgresql.log")
+SERVER_LOG_START = os.path.getsize(SERVER_LOG) if os.path.exists(SERVER_LOG) else 0
 
 TESTS = []
 
@@ -86,12 +88,22 @@ def expect_status(got, want, data=b""):
     expect(got == want, f"expected HTTP {want}, got {got}: {data[:200]!r}")
 
 
-# --- private shims ---------------------------------------------------------------
+# --- private shims, process measurements ----------------------------------------
+
+def stored(svix_id):
+    return psql(f"SELECT count(*) FROM jnx.webhook_events WHERE svix_id = '{svix_id}'")
+
 
 def free_port():
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 class PrivateShim:
@@ -140,6 +152,13 @@ class PrivateShim:
 
     def deliver(self, body, headers, timeout=30):
         return self.request("POST", "/api/webhooks/clerk", body, headers, timeout)
+
+    def backends(self):
+        out = psql(f"SELECT pid FROM pg_stat_activity WHERE application_name = '{self.name}'")
+        return [int(p) for p in out.split()] if out else []
+
+    def cpu(self):
+        return cpu_seconds(self.proc.pid)
 
 
 @test
@@ -801,6 +820,220 @@ def null_or_a_data_exception_from_the_database_is_never_200_empty_nor_500():
         psql(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
 
 
+# --- the database failing under the shim ----------------------------------------
+
+KILLED_BACKENDS = []  # deliberately killed: not crashes for no_backend_crashed_during_the_suite
+
+
+def wait_for_database(limit=60):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if subprocess.run(["psql", "-X", "-tAc", "SELECT 1"], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the database did not come back")
+
+
+def warm_pool(shim, n):
+    """Until the shim holds n connections: concurrent requests make it open them."""
+    for _ in range(30):
+        concurrently(2 * n, lambda i: shim.request("GET", "/readyz")[0])
+        if len(shim.backends()) >= n:
+            return
+    raise AssertionError(f"{shim.name} holds {len(shim.backends())} connections, not {n}")
+
+
+def recovers_from(tag, fault):
+    """A private shim with a pool of 2 takes a stream of deliveries; a third of the way, the stream
+    pauses and `fault(shim)` breaks the database and returns the moment it serves again; /api/me is
+    asked until it answers 200, then the stream resumes. The pause matters: connections idle across
+    the fault, first used after the server's return by a session transaction, are what made the old
+    shim spin (a request during the outage closes them all).
+    Every delivery ends 200 or 503; /api/me is 200 again within 10 s of the server's return; a
+    Svix-style resend applies each event exactly once; the idle shim then uses no CPU."""
+    with PrivateShim(f"jnx-shim-{tag}", JNX_POOL_SIZE="2") as shim:
+        auth = {"Authorization": "Bearer " + mint(session_claims(f"user_{tag}_me_{RUN}"))}
+        expect_status(shim.request("GET", "/api/me", headers=auth)[0], 200)
+        warm_pool(shim, 2)
+        before = set(shim.backends())
+        total = 120
+        bodies = [user_event(f"user_{tag}_{i}", f"N{i}") for i in range(total)]
+        heads = [svix.headers(SECRET, b, msg_id=f"msg_{tag}_{RUN}_{i}") for i, b in enumerate(bodies)]
+        statuses = [None] * total
+        lock = threading.Lock()
+        next_index = [0]
+        in_flight = [0]
+        flowing = threading.Event()
+        flowing.set()
+        recovered = {}
+
+        def worker():
+            while True:
+                flowing.wait()
+                with lock:
+                    i = next_index[0]
+                    if i >= total:
+                        return
+                    next_index[0] += 1
+                    in_flight[0] += 1
+                try:
+                    statuses[i] = shim.deliver(bodies[i], heads[i], timeout=30)[0]
+                except OSError as e:
+                    statuses[i] = f"error {e!r}"
+                finally:
+                    with lock:
+                        in_flight[0] -= 1
+
+        def breaker():
+            while next_index[0] < total // 3:
+                time.sleep(0.01)
+            flowing.clear()
+            while in_flight[0] > 0:
+                time.sleep(0.01)
+            try:
+                back = fault(shim)
+                # /api/me first: its one-round-trip transaction is where the old shim spun.
+                while time.monotonic() - back < 15:
+                    try:
+                        if shim.request("GET", "/api/me", headers=auth, timeout=5)[0] == 200:
+                            recovered["after"] = time.monotonic() - back
+                            return
+                    except OSError:
+                        pass
+                    time.sleep(0.1)
+            finally:
+                flowing.set()
+
+        threads = [threading.Thread(target=worker) for _ in range(4)] + [threading.Thread(target=breaker)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        time.sleep(0.5)
+        cpu_before = shim.cpu()
+        time.sleep(3)
+        idle_cpu = shim.cpu() - cpu_before
+        seen = sorted({str(s) for s in statuses})
+        expect(set(seen) <= {"200", "503"}, f"answers other than 200/503: {seen}")
+        expect(not before & set(shim.backends()), "a connection survived the fault: it proved nothing")
+        expect(recovered.get("after", 99) < 10,
+               f"/api/me not 200 within 10 s of the server's return ({recovered}); idle CPU {idle_cpu:.2f}s")
+        expect(idle_cpu < 0.1, f"the idle shim used {idle_cpu:.2f}s of CPU in 3 s: a thread spins")
+        pending = [i for i, s in enumerate(statuses) if s != 200]
+        for _ in range(20):
+            pending = [i for i in pending if shim.deliver(bodies[i], heads[i])[0] != 200]
+            if not pending:
+                break
+            time.sleep(0.5)
+        expect(not pending, f"{len(pending)} deliveries never accepted")
+        applied = psql(f"SELECT count(*) FROM jnx.webhook_events WHERE svix_id LIKE 'msg_{tag}_{RUN}_%' "
+                       "AND status = 'processed'")
+        users = psql(f"SELECT count(*) FROM jnx.users WHERE clerk_user_id LIKE 'user_{tag}_%_{RUN}' "
+                     f"AND clerk_user_id NOT LIKE 'user_{tag}_me_%'")
+        expect((applied, users) == (str(total), str(total)), f"processed={applied} users={users} for {total}")
+        print(f"# {tag}: /api/me 200 again {recovered['after']:.2f}s after the server's return; "
+              f"{sum(1 for s in statuses if s != 200)} of {total} first answered 503; idle CPU {idle_cpu:.3f}s")
+        return recovered["after"]
+
+
+@test
+def pool_of_two_recovers_from_an_immediate_shutdown_without_spinning():
+    def immediate(shim):
+        cluster("db-stop", "immediate")
+        time.sleep(1.5)
+        cluster("db-start")
+        return time.monotonic()
+
+    recovers_from("immediate", immediate)
+
+
+@test
+def pool_of_two_recovers_from_a_killed_backend_without_spinning():
+    def sigkill(shim):
+        # Kill the connection used second, not the one used first: the server then ends the first
+        # one itself (a warning, then EOF), and that is what the old shim spun on. Killing the
+        # first one instead made the old shim find it dead and close the other, by luck.
+        shim.request("GET", "/readyz")
+        pids = [int(p) for p in psql(f"SELECT pid FROM pg_stat_activity WHERE application_name = "
+                                     f"'{shim.name}' ORDER BY state_change DESC").split()]
+        expect(len(pids) == 2, f"backends {pids}")
+        pid = pids[1]
+        KILLED_BACKENDS.append(pid)
+        os.kill(pid, signal.SIGKILL)  # the server restarts every backend (crash recovery)
+        time.sleep(0.5)
+        wait_for_database()
+        return time.monotonic()
+
+    recovers_from("sigkill", sigkill)
+
+
+@test
+def a_query_blocked_by_a_lock_is_503_at_the_statement_timeout_and_frees_its_slot():
+    with PrivateShim("jnx-shim-timeout", JNX_POOL_SIZE="1", JNX_STATEMENT_TIMEOUT_MS="1000") as shim:
+        expect_status(shim.request("GET", "/readyz")[0], 200)
+        body = user_event("user_timeout")
+        headers = svix.headers(SECRET, body)
+        locker = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            locker.stdin.write("BEGIN;\nLOCK TABLE jnx.webhook_events IN ACCESS EXCLUSIVE MODE;\n\\echo locked\n")
+            locker.stdin.flush()
+            line = locker.stdout.readline().strip()
+            expect(line == "locked", f"psql: {line}")
+            started = time.monotonic()
+            status, resp_headers, data = shim.deliver(body, headers, timeout=15)
+            elapsed = time.monotonic() - started
+            expect_status(status, 503, data)
+            expect(json.loads(data) == {"error": "statement_timeout"}, data)
+            expect(resp_headers.get("retry-after"), f"no Retry-After: {resp_headers}")
+            expect(0.9 <= elapsed < 2.5, f"answered after {elapsed:.2f}s with a 1 s statement timeout")
+            # The pool's only connection is free again at once.
+            started = time.monotonic()
+            status, _, data = shim.request("GET", "/readyz", timeout=5)
+            expect(status == 200 and time.monotonic() - started < 1, f"readyz {status} {data!r}")
+        finally:
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            locker.wait(timeout=10)
+        status, _, data = shim.deliver(body, headers)
+        expect_status(status, 200, data)
+        expect(json.loads(data)["status"] == "processed", data)
+        expect(json.loads(shim.deliver(body, headers)[2])["status"] == "duplicate", "resend not a duplicate")
+        expect(stored(headers["svix-id"]) == "1", "stored more than once")
+        print(f"# statement timeout 1 s: 503 after {elapsed:.2f}s")
+
+
+@test
+def a_server_that_stops_answering_is_given_up_at_the_client_deadline():
+    with PrivateShim("jnx-shim-frozen", JNX_POOL_SIZE="1", JNX_STATEMENT_TIMEOUT_MS="1000") as shim:
+        expect_status(shim.request("GET", "/readyz")[0], 200)
+        pids = shim.backends()
+        expect(len(pids) == 1, f"backends {pids}")
+        body = user_event("user_frozen")
+        headers = svix.headers(SECRET, body)
+        os.kill(pids[0], signal.SIGSTOP)  # its statement_timeout cannot fire: only our deadline can
+        try:
+            started = time.monotonic()
+            status, resp_headers, data = shim.deliver(body, headers, timeout=15)
+            elapsed = time.monotonic() - started
+        finally:
+            os.kill(pids[0], signal.SIGCONT)
+        expect_status(status, 503, data)
+        expect(json.loads(data) == {"error": "statement_timeout"} and resp_headers.get("retry-after"), data)
+        expect(1.5 <= elapsed < 3.5, f"answered after {elapsed:.2f}s (1 s timeout + 1 s margin)")
+        # The frozen connection was dropped, never reused: the resend succeeds on a new one. The old
+        # backend, resumed, may have applied it first: either way exactly once.
+        status, _, data = shim.deliver(body, headers)
+        expect_status(status, 200, data)
+        expect(json.loads(data)["status"] in ("processed", "duplicate"), data)
+        expect(stored(headers["svix-id"]) == "1", "stored more than once")
+        deadline = time.monotonic() + 5
+        while pids[0] in shim.backends() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        expect(pids[0] not in shim.backends(), "the abandoned backend is still there")
+        print(f"# client deadline (1 s + 1 s margin): 503 after {elapsed:.2f}s")
+
+
 @test
 def sigterm_finishes_the_request_in_flight_and_exits_0():
     port = free_port()
@@ -870,10 +1103,11 @@ def logs_are_json_lines_without_pii():
 @test
 def no_backend_crashed_during_the_suite():
     # A backend killed by a signal restarts the whole server: data loss in
-    # production. The server's log names every such death.
-    log_path = os.path.join(os.environ["JNX_BASE"], "postgresql.log")
-    with open(log_path, encoding="utf-8", errors="replace") as f:
-        deaths = [line.strip() for line in f if "terminated by signal" in line]
+    # production. The server's log names every such death; this run's part of it is read.
+    with open(SERVER_LOG, encoding="utf-8", errors="replace") as f:
+        f.seek(SERVER_LOG_START)
+        deaths = [line.strip() for line in f if "terminated by signal" in line
+                  and not any(f"(PID {pid})" in line for pid in KILLED_BACKENDS)]
     expect(not deaths, f"backend crashes: {deaths[:3]}")
 
 
