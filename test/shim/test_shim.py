@@ -3,10 +3,15 @@
 database (started by test/run-all.sh). Standard library only.
 
 Environment (from `test/env/cluster.sh env`): JNX_LISTEN, JNX_SECRET_FILE,
-JNX_SHIM_LOG, PGHOST, PGPORT, PGUSER, PGDATABASE.
+JNX_SHIM_LOG, PGHOST, PGPORT, PGUSER, PGDATABASE; JNX_SHIM_LISTEN when a proxy
+listens on JNX_LISTEN in front of the shim. Tests of the shim's own HTTP
+handling (framing, limits) talk to the shim directly; end-to-end tests go
+through JNX_LISTEN.
 """
 
 import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -24,6 +29,8 @@ import svix  # noqa: E402
 
 HOST, PORT = os.environ["JNX_LISTEN"].rsplit(":", 1)
 PORT = int(PORT)
+SHIM_HOST, SHIM_PORT = os.environ.get("JNX_SHIM_LISTEN", os.environ["JNX_LISTEN"]).rsplit(":", 1)
+SHIM_PORT = int(SHIM_PORT)
 SHIM_BIN = os.environ.get("JNX_SHIM_BIN", os.path.join(ROOT, "shim", "jnx-shim"))  # for private shims
 with open(os.environ["JNX_SECRET_FILE"], encoding="ascii") as f:
     SECRET = f.read().strip()
@@ -88,7 +95,78 @@ def expect_status(got, want, data=b""):
     expect(got == want, f"expected HTTP {want}, got {got}: {data[:200]!r}")
 
 
-# --- private shims, process measurements ----------------------------------------
+# --- raw HTTP, private shims, process measurements ------------------------------
+
+def read_response(sock, timeout=5):
+    """One HTTP response read from sock: (status, headers, body)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed before a response: {data[:200]!r}")
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, v = line.split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return int(lines[0].split(" ")[1]), headers, rest[:length]
+
+
+def closed_by_server(sock, timeout=3):
+    """True when the server ends the connection within `timeout` (EOF or reset)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def raw_exchange(data, host=None, port=None, timeout=5, response_only=False, close_wait=3):
+    """Sends `data` as it is: (status, headers, body, closed, seconds to the response); `closed`
+    says whether the server ended the connection within close_wait seconds of its response."""
+    started = time.monotonic()
+    with socket.create_connection((host or SHIM_HOST, port or SHIM_PORT), timeout=timeout) as sock:
+        sock.sendall(data)
+        status, headers, body = read_response(sock, timeout)
+        elapsed = time.monotonic() - started
+        closed = None if response_only else closed_by_server(sock, close_wait)
+    return status, headers, body, closed, elapsed
+
+
+def http_request(method, path, headers, body=b"", version="HTTP/1.1"):
+    """A request's bytes; headers a list of (name, value) pairs (str or bytes) or raw lines (bytes,
+    sent as they are), in that order."""
+    b = lambda x: x if isinstance(x, bytes) else x.encode()
+    out = f"{method} {path} {version}\r\n".encode()
+    for h in headers:
+        out += h if isinstance(h, bytes) else b(h[0]) + b": " + b(h[1]) + b"\r\n"  # bytes: a raw line
+    return out + b"\r\n" + body
+
+
+def chunked(body, size=8192):
+    out = b""
+    for i in range(0, len(body), size):
+        part = body[i:i + size]
+        out += f"{len(part):x}\r\n".encode() + part + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def webhook_headers(body, **kw):
+    return [("Host", "shim"), *svix.headers(SECRET, body, **kw).items()]
+
 
 def stored(svix_id):
     return psql(f"SELECT count(*) FROM jnx.webhook_events WHERE svix_id = '{svix_id}'")
@@ -104,6 +182,14 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
 
 
 class PrivateShim:
@@ -159,6 +245,9 @@ class PrivateShim:
 
     def cpu(self):
         return cpu_seconds(self.proc.pid)
+
+    def rss(self):
+        return rss_mb(self.proc.pid)
 
 
 @test
@@ -780,6 +869,187 @@ def me_and_user_created_race_for_thirty_new_users():
     row = psql(f"SELECT count(*) || ' ' || count(*) FILTER (WHERE sync_state = 'synced' AND first_name LIKE 'Racer%') "
                f"FROM jnx.users WHERE clerk_user_id IN ('{ids}')")
     expect(row == "30 30", f"rows / synced with the webhook's data: {row}")
+
+
+# --- the shim's own HTTP handling: these talk to the shim directly ---------------
+
+GONE = {"error": "gone", "detail": 'This route was retired; see docs/API.md, section "Retired routes".'}
+
+
+@test
+def retired_routes_answer_410_at_once_for_every_method():
+    cases = [
+        ("GET", [], b""),
+        ("HEAD", [], b""),
+        ("POST", [("Content-Type", "application/json"), ("Content-Length", "2")], b"{}"),
+        ("POST", [], b""),  # neither Content-Length nor Transfer-Encoding: no body to wait for
+        ("POST", [("Transfer-Encoding", "chunked")], chunked(b"{}")),
+        ("PUT", [], b""),
+        ("PATCH", [], b""),
+        ("DELETE", [], b""),
+        ("OPTIONS", [], b""),
+        ("TRACE", [], b""),
+        ("BREW", [], b""),  # a method cpp-httplib does not know
+    ]
+    for path in ("/api/auth/login", "/api/auth/signup", "/api/auth/user"):
+        for method, headers, body in cases:
+            data = http_request(method, path, [("Host", "shim"), ("Connection", "close"), *headers], body)
+            status, _, got, _, elapsed = raw_exchange(data, response_only=True)
+            what = f"{method} {path} {headers}"
+            expect(status == 410, f"{what}: HTTP {status} {got[:100]!r}")
+            expect(elapsed < 1, f"{what}: answered after {elapsed:.1f}s")
+            if method != "HEAD":
+                expect(json.loads(got) == GONE, f"{what}: {got!r}")
+
+
+@test
+def webhook_without_length_or_chunked_has_an_empty_body_and_does_not_wait():
+    # RFC 9112, section 6.3: a request with neither has a body of length zero.
+    headers = webhook_headers(b"")  # signed over the empty body
+    status, _, got, _, elapsed = raw_exchange(http_request("POST", "/api/webhooks/clerk", headers),
+                                              response_only=True)
+    expect(elapsed < 1, f"answered after {elapsed:.1f}s")
+    expect_status(status, 200, got)  # the signature over b"" verified: the body was empty
+    expect(json.loads(got)["status"] == "dead_letter", got)
+
+
+@test
+def ambiguous_framing_and_malformed_header_lines_are_400_and_close_the_connection():
+    body = user_event("user_framing")
+    cl = ("Content-Length", str(len(body)))
+    te = ("Transfer-Encoding", "chunked")
+    cases = {  # name: (extra header lines, payload, HTTP version)
+        "two Content-Length, same value": ([cl, cl], body, "HTTP/1.1"),
+        "two Content-Length, different values": ([cl, ("Content-Length", "0")], body, "HTTP/1.1"),
+        "Content-Length as a list": ([("Content-Length", f"{len(body)}, {len(body)}")], body, "HTTP/1.1"),
+        "Content-Length with a sign": ([("Content-Length", f"+{len(body)}")], body, "HTTP/1.1"),
+        "Content-Length then chunked": ([cl, te], chunked(body), "HTTP/1.1"),
+        "chunked then Content-Length": ([te, cl], chunked(body), "HTTP/1.1"),
+        "Transfer-Encoding gzip, chunked": ([("Transfer-Encoding", "gzip, chunked")], chunked(body), "HTTP/1.1"),
+        "Transfer-Encoding chunked, chunked": ([("Transfer-Encoding", "chunked, chunked")], chunked(body), "HTTP/1.1"),
+        "Transfer-Encoding identity": ([("Transfer-Encoding", "identity"), cl], body, "HTTP/1.1"),
+        "two Transfer-Encoding headers": ([te, te], chunked(body), "HTTP/1.1"),
+        "chunked in HTTP/1.0": ([te], chunked(body), "HTTP/1.0"),
+        "a header line without a colon": ([b"X-No-Colon-Here\r\n", cl], body, "HTTP/1.1"),
+        "whitespace before the colon": ([b"Transfer-Encoding : chunked\r\n", cl], body, "HTTP/1.1"),
+        "a folded header line": ([b"X-Folded: a\r\n", b" b\r\n", cl], body, "HTTP/1.1"),
+        "a bare LF ending a header line": ([b"Transfer-Encoding: chunked\n", cl], body, "HTTP/1.1"),
+        "a NUL in a header value": ([b"X-Nul: a\x00b\r\n", cl], body, "HTTP/1.1"),
+        "a chunk without its CRLF": ([te], b"5\r\nhelloXX\r\n0\r\n\r\n", "HTTP/1.1"),
+        "a chunk size with 0x": ([te], b"0x5\r\nhello\r\n0\r\n\r\n", "HTTP/1.1"),
+    }
+    for name, (extra, payload, version) in cases.items():
+        headers = webhook_headers(body)
+        data = http_request("POST", "/api/webhooks/clerk", headers + extra, payload, version)
+        status, _, got, closed, _ = raw_exchange(data, timeout=3)
+        expect(status == 400, f"{name}: HTTP {status} {got[:100]!r}")
+        expect(json.loads(got)["error"] in ("bad_framing", "bad_request"), f"{name}: {got!r}")
+        expect(closed, f"{name}: the connection was left open")
+        svix_id = dict(h for h in headers if isinstance(h, tuple))["svix-id"]
+        expect(stored(svix_id) == "0", f"{name}: the delivery was processed")
+    # The same delivery, framed plainly, is accepted on a connection that stays open.
+    headers = webhook_headers(body)
+    status, _, got, closed, _ = raw_exchange(http_request("POST", "/api/webhooks/clerk", headers + [cl], body),
+                                             close_wait=1)
+    expect_status(status, 200, got)
+    expect(not closed, "a well-framed request closed the connection")
+
+
+@test
+def chunked_bodies_are_held_to_the_body_limit():
+    for offset, want in ((-1, 200), (0, 200), (1, 413)):
+        base = user_event(f"user_chunk_limit{offset + 1}")
+        body = base + b" " * (MAX_BODY + offset - len(base))
+        headers = webhook_headers(body) + [("Transfer-Encoding", "chunked")]
+        data = http_request("POST", "/api/webhooks/clerk", headers, chunked(body, 65536))
+        status, _, got, closed, _ = raw_exchange(data, timeout=10, response_only=want == 200)
+        expect(status == want, f"limit{offset:+d}: HTTP {status} {got[:100]!r}")
+        if want == 200:
+            expect(json.loads(got)["status"] == "processed", got)
+        else:
+            expect(json.loads(got) == {"error": "payload_too_large"}, got)
+            expect(closed, "the connection was left open after 413")
+            expect(stored(dict(headers)["svix-id"]) == "0", "an oversize chunked body was stored")
+
+
+def stream_into(port, head, first, pad, count, tail):
+    """Sends head, then `first`, then `pad` `count` times, then `tail`, while another thread reads
+    the answer, which may come (and the connection close) long before the sending ends."""
+    sock = socket.create_connection((HOST, port), timeout=30)
+    answer = {}
+
+    def read():
+        try:
+            answer["response"] = read_response(sock, 30)
+        except OSError as e:
+            answer["error"] = repr(e)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        sock.sendall(head + first)
+        for _ in range(count):
+            sock.sendall(pad)
+        sock.sendall(tail)
+    except OSError:
+        pass  # the shim answered and closed: expected
+    reader.join(30)
+    sock.close()
+    expect("response" in answer, f"no answer: {answer}")
+    return answer["response"]
+
+
+@test
+def a_100_mb_chunked_body_is_refused_early_and_memory_stays_flat():
+    with PrivateShim("jnx-shim-bigbody") as shim:
+        before = shim.rss()
+        prefix = user_event("user_chunk_huge")
+        pad = b" " * 65536
+        count = (100 * 1024 * 1024) // len(pad)
+        # Signed for real (the old shim would have stored it): HMAC over the whole 100 MB.
+        msg_id, ts = svix.new_msg_id(), int(time.time())
+        mac = hmac.new(svix.key_from_secret(SECRET), f"{msg_id}.{ts}.".encode() + prefix, hashlib.sha256)
+        for _ in range(count):
+            mac.update(pad)
+        head = http_request("POST", "/api/webhooks/clerk", [
+            ("Host", "shim"), ("svix-id", msg_id), ("svix-timestamp", str(ts)),
+            ("svix-signature", "v1," + base64.b64encode(mac.digest()).decode()),
+            ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")])
+        status, _, got = stream_into(shim.port, head, f"{len(prefix):x}\r\n".encode() + prefix + b"\r\n",
+                                     f"{len(pad):x}\r\n".encode() + pad + b"\r\n", count, b"0\r\n\r\n")
+        expect_status(status, 413, got)
+        expect(json.loads(got) == {"error": "payload_too_large"}, got)
+        after = shim.rss()
+        expect(after - before < 16, f"RSS {before:.0f} MB -> {after:.0f} MB")
+        expect(stored(msg_id) == "0", "the 100 MB delivery was stored")
+
+
+@test
+def header_count_and_size_are_bounded_and_memory_stays_flat():
+    with PrivateShim("jnx-shim-headers") as shim:
+        def get_with(lines):
+            data = http_request("GET", "/healthz", [("Host", "shim"), *lines])
+            return raw_exchange(data, host=HOST, port=shim.port)
+
+        # 100 header lines pass (Host and 99 more); 101 do not.
+        status, _, got, _, _ = get_with([(f"X-H{i}", "v") for i in range(99)])
+        expect_status(status, 200, got)
+        status, _, got, closed, _ = get_with([(f"X-H{i}", "v") for i in range(100)])
+        expect_status(status, 431, got)
+        expect(json.loads(got) == {"error": "headers_too_large"} and closed, (got, closed))
+        # At most 32 KiB in all.
+        status, _, got, closed, _ = get_with([(f"X-H{i}", "v" * 1000) for i in range(40)])
+        expect_status(status, 431, got)
+        expect(closed, "connection left open after 431")
+        # 20,000 lines of 4 KB, four times: refused early, nothing kept.
+        before = shim.rss()
+        line = b"X-Flood: " + b"a" * 4085 + b"\r\n"
+        for _ in range(4):
+            status, _, got = stream_into(shim.port, b"GET /healthz HTTP/1.1\r\nHost: shim\r\n", b"",
+                                         line * 16, 20000 // 16, b"\r\n")
+            expect_status(status, 431, got)
+        after = shim.rss()
+        expect(after - before < 16, f"RSS {before:.0f} MB -> {after:.0f} MB after four floods")
 
 
 def scratch_sql(db, sql, **variables):
