@@ -121,6 +121,38 @@ Framing FramingOf(std::string_view raw, bool http_1_0) {
   return {Framing::kNone, 0};
 }
 
+bool IsValidText(std::string_view s) {
+  const auto *p = reinterpret_cast<const unsigned char *>(s.data());
+  const auto *end = p + s.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c == 0) return false;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    size_t n;
+    uint32_t cp, min;
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1, cp = c & 0x1Fu, min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2, cp = c & 0x0Fu, min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3, cp = c & 0x07u, min = 0x10000;
+    } else {
+      return false;  // a continuation byte first, C0/C1 (overlong), or F5..FF
+    }
+    if (static_cast<size_t>(end - p) <= n) return false;
+    for (size_t i = 1; i <= n; ++i) {
+      if ((p[i] & 0xC0u) != 0x80u) return false;
+      cp = (cp << 6) | (p[i] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    p += n + 1;
+  }
+  return true;
+}
+
 ConnectionStream::ConnectionStream(socket_t sock, std::chrono::milliseconds read_timeout,
                                    std::chrono::milliseconds write_timeout,
                                    const HeaderLimits &limits)

@@ -57,6 +57,10 @@ Framing FramingOf(std::string_view raw_headers, bool http_1_0);
 // copies have %XX decoded (and are cut at a decoded NUL).
 std::vector<std::string_view> HeaderValues(std::string_view raw_headers, std::string_view name);
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points
+// above U+10FFFF) without NUL, which PostgreSQL's text cannot hold either.
+bool IsValidText(std::string_view s);
+
 class ConnectionStream final : public httplib::Stream {
  public:
   ConnectionStream(socket_t sock, std::chrono::milliseconds read_timeout,

@@ -230,7 +230,8 @@ bool Screen(const Config &config, const httplib::Request &req, httplib::Response
 }
 
 // The header under its Svix name, else its Standard Webhooks name, exactly as
-// sent (the signature covers the id byte for byte). Sent twice, it is refused.
+// sent (the signature covers the id byte for byte). Sent twice, or not text
+// PostgreSQL can hold (invalid UTF-8), it is refused here, before the database.
 enum class HeaderValue { kAbsent, kPresent, kInvalid };
 HeaderValue WebhookHeader(const ConnectionStream &conn, const char *svix, const char *standard,
                           std::string *out) {
@@ -238,7 +239,7 @@ HeaderValue WebhookHeader(const ConnectionStream &conn, const char *svix, const 
   if (values.empty()) values = HeaderValues(conn.raw_headers(), standard);
   if (values.empty()) return HeaderValue::kAbsent;
   out->assign(values[0]);
-  return values.size() == 1 ? HeaderValue::kPresent : HeaderValue::kInvalid;
+  return values.size() == 1 && IsValidText(*out) ? HeaderValue::kPresent : HeaderValue::kInvalid;
 }
 
 void HandleWebhook(Pool &pool, const Config &config, httplib::Response &res) {
@@ -370,6 +371,10 @@ void Handle(const Route &route, Pool &pool, const Config &config, const httplib:
     case RouteKind::kAdminUsers: {
       // The org filter (platform admins only) stays alive for the call.
       const std::string org = req.get_param_value("org");
+      if (req.has_param("org") && !IsValidText(org)) {
+        JsonError(res, 400, "bad_request");
+        return;
+      }
       Step list;
       list.name = "jnx_admin_users";
       list.sql = kAdminUsersSql;

@@ -172,6 +172,18 @@ def stored(svix_id):
     return psql(f"SELECT count(*) FROM jnx.webhook_events WHERE svix_id = '{svix_id}'")
 
 
+def log_entry(path, request_id):
+    """The log line of the request we sent with this X-Request-Id, or None."""
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if f'"request_id":"{request_id}"' in line:
+                    return json.loads(line)
+        time.sleep(0.05)
+    return None
+
+
 def free_port():
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -1050,6 +1062,46 @@ def header_count_and_size_are_bounded_and_memory_stays_flat():
             expect_status(status, 431, got)
         after = shim.rss()
         expect(after - before < 16, f"RSS {before:.0f} MB -> {after:.0f} MB after four floods")
+
+
+@test
+def invalid_utf8_in_webhook_headers_or_org_is_400_before_the_database():
+    body = user_event("user_utf8")
+    cl = ("Content-Length", str(len(body)))
+    # Invalid bytes, an overlong '/', a surrogate, a code point above U+10FFFF.
+    bad_values = (b"msg_\xff\xfe", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80")
+    names = (("svix-id", "svix-timestamp", "svix-signature"),
+             ("webhook-id", "webhook-timestamp", "webhook-signature"))
+    for scheme in names:
+        for name in scheme:
+            for bad in bad_values:
+                h = svix.headers(SECRET, body)
+                values = dict(zip(scheme, (h["svix-id"], h["svix-timestamp"], h["svix-signature"])))
+                values[name] = bad
+                rid = "utf8-" + os.urandom(6).hex()
+                headers = [("Host", "shim"), ("X-Request-Id", rid), *values.items(), cl]
+                status, _, got, _, _ = raw_exchange(http_request("POST", "/api/webhooks/clerk", headers, body),
+                                                    response_only=True)
+                what = f"{name}: {bad!r}"
+                expect(status == 400, f"{what}: HTTP {status} {got[:100]!r}")
+                expect(json.loads(got) == {"error": "malformed_headers"}, f"{what}: {got!r}")
+                entry = log_entry(os.environ["JNX_SHIM_LOG"], rid)
+                expect(entry is not None and "sqlstate" not in entry, f"{what}: the database was asked: {entry}")
+    # ?org= (platform admins may name any org).
+    admin = json.loads(user_event("user_utf8_admin", "Ula"))
+    admin["data"]["public_metadata"] = {"role": "admin"}
+    expect_status(deliver(json.dumps(admin).encode())[0], 200)
+    token = mint(session_claims(f"user_utf8_admin_{RUN}"))
+    for bad in ("%FF", "%C0%AF", "%ED%A0%80", "a%00b"):
+        rid = "utf8-" + os.urandom(6).hex()
+        status, _, got = request("GET", f"/api/admin/users?org={bad}", host=SHIM_HOST, port=SHIM_PORT,
+                                 headers={"Authorization": "Bearer " + token, "X-Request-Id": rid})
+        expect(status == 400 and json.loads(got) == {"error": "bad_request"}, f"org={bad}: {status} {got!r}")
+        entry = log_entry(os.environ["JNX_SHIM_LOG"], rid)
+        expect(entry is not None and "sqlstate" not in entry, f"org={bad}: the database was asked: {entry}")
+    status, _, got = request("GET", "/api/admin/users?org=org_%C3%A9t%C3%A9", host=SHIM_HOST, port=SHIM_PORT,
+                             headers={"Authorization": "Bearer " + token})
+    expect_status(status, 200, got)  # valid UTF-8 passes
 
 
 def scratch_sql(db, sql, **variables):
