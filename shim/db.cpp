@@ -307,14 +307,18 @@ Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool tra
                             DbResult *result) {
   *result = DbResult();
   // An idle connection has nothing to say. If it became readable, the server
-  // wrote before it went away (a FATAL at shutdown or crash) or closed it:
-  // find out now, and connect afresh instead of failing the request on it.
+  // wrote before it went away (a FATAL or a warning at shutdown or crash)
+  // and closed it: find out now, and connect afresh instead of failing the
+  // request on it. libpq sees the EOF only on a read that finds nothing
+  // else, hence reading until the socket is quiet (a few reads at most).
   if (slot->conn != nullptr) {
-    pollfd p{PQsocket(slot->conn), POLLIN, 0};
-    const bool readable = p.fd >= 0 && poll(&p, 1, 0) > 0;
-    if (PQstatus(slot->conn) != CONNECTION_OK || p.fd < 0 ||
-        (readable && PQconsumeInput(slot->conn) == 0) || PQstatus(slot->conn) != CONNECTION_OK ||
-        PQisBusy(slot->conn) != 0 || PQtransactionStatus(slot->conn) != PQTRANS_IDLE) {
+    bool healthy = PQstatus(slot->conn) == CONNECTION_OK && PQsocket(slot->conn) >= 0;
+    for (int reads = 0; healthy && reads < 8; ++reads) {
+      pollfd p{PQsocket(slot->conn), POLLIN, 0};
+      if (poll(&p, 1, 0) <= 0) break;
+      healthy = PQconsumeInput(slot->conn) == 1 && PQstatus(slot->conn) == CONNECTION_OK;
+    }
+    if (!healthy || PQisBusy(slot->conn) != 0 || PQtransactionStatus(slot->conn) != PQTRANS_IDLE) {
       Drop(slot);
     }
   }

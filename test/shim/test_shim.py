@@ -1290,6 +1290,20 @@ def pool_of_two_recovers_from_a_killed_backend_without_spinning():
 
 
 @test
+def the_first_request_after_a_restart_finds_its_idle_connections_dead_before_using_them():
+    # /readyz makes one attempt, no retry: it is 200 after a restart only if the idle connections
+    # the server ended (a goodbye message, then EOF) are noticed and replaced before use.
+    with PrivateShim("jnx-shim-restart", JNX_POOL_SIZE="2") as shim:
+        warm_pool(shim, 2)
+        for mode in ("fast", "immediate"):
+            cluster("db-stop", mode)
+            cluster("db-start")
+            for _ in range(3):
+                status, _, data = shim.request("GET", "/readyz")
+                expect(status == 200, f"after a {mode} stop: /readyz {status} {data!r}")
+
+
+@test
 def a_query_blocked_by_a_lock_is_503_at_the_statement_timeout_and_frees_its_slot():
     with PrivateShim("jnx-shim-timeout", JNX_POOL_SIZE="1", JNX_STATEMENT_TIMEOUT_MS="1000") as shim:
         expect_status(shim.request("GET", "/readyz")[0], 200)
