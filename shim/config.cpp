@@ -41,10 +41,12 @@ bool LoadConfig(Config *config, std::string *error) {
     long long *value;
   };
   long long pool = config->pool_size, workers = config->workers,
-            body = static_cast<long long>(config->max_body_bytes);
+            body = static_cast<long long>(config->max_body_bytes),
+            statement_timeout = config->statement_timeout_ms;
   const IntVar vars[] = {{"JNX_POOL_SIZE", 1, 256, &pool},
                          {"JNX_WORKERS", 1, 1024, &workers},
-                         {"JNX_MAX_BODY_BYTES", 1, 64LL * 1024 * 1024, &body}};
+                         {"JNX_MAX_BODY_BYTES", 1, 64LL * 1024 * 1024, &body},
+                         {"JNX_STATEMENT_TIMEOUT_MS", 100, 60000, &statement_timeout}};
   for (const IntVar &var : vars) {
     const char *text = std::getenv(var.name);
     if (text == nullptr || *text == '\0') continue;
@@ -57,6 +59,7 @@ bool LoadConfig(Config *config, std::string *error) {
   config->pool_size = static_cast<int>(pool);
   config->workers = static_cast<int>(workers);
   config->max_body_bytes = static_cast<size_t>(body);
+  config->statement_timeout_ms = static_cast<int>(statement_timeout);
   return true;
 }
 

@@ -14,6 +14,16 @@ struct Config {
   int workers = 32;                             // JNX_WORKERS: HTTP worker threads
   size_t max_body_bytes = size_t{1024} * 1024;  // JNX_MAX_BODY_BYTES
   int acquire_timeout_ms = 2000;                // wait for a free connection before 503
+  int connect_timeout_ms = 3000;                // a new database connection, start to ready
+  // JNX_STATEMENT_TIMEOUT_MS: the server's statement_timeout on our connections.
+  // Svix gives up on a delivery after 15 s; the slowest answer we can give is
+  // acquire (2 s) + connect (3 s) + statement (5 s) + client margin (1 s) = 11 s,
+  // so even a stuck query is answered 503 before Svix counts a timeout. A
+  // webhook or /api/me normally takes a few milliseconds.
+  int statement_timeout_ms = 5000;
+  // Beyond the statement timeout, how long we still wait for the server's own
+  // answer before cancelling the query and dropping the connection.
+  int statement_margin_ms = 1000;
 };
 
 // Fills *config from the environment; on a bad value returns false and sets *error

@@ -1,12 +1,20 @@
 #include "db.h"
 
+#include <poll.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
 #include <random>
 #include <thread>
 
 #include "log.h"
 
 namespace jnx::shim {
+
+using Clock = std::chrono::steady_clock;
 
 bool IsTransientSqlstate(const std::string &s) {
   return s.rfind("08", 0) == 0  // connection exception
@@ -20,6 +28,14 @@ bool IsTransientSqlstate(const std::string &s) {
 
 namespace {
 
+constexpr const char *kConnectionLost = "08006";
+// A ROLLBACK after a failed step is a formality; a server that does not
+// answer it in this time gets the connection closed instead.
+constexpr std::chrono::milliseconds kRollbackTimeout{1000};
+// PQcancel() blocks while it connects to the server; it runs on a detached
+// thread, and no more than this many at once.
+constexpr int kMaxCancelsInFlight = 4;
+
 // libpq prints server notices (such as "terminating connection due to
 // immediate shutdown") raw on stderr; log them as JSON instead, with their
 // severity and SQLSTATE only: a notice's text may quote data.
@@ -30,17 +46,195 @@ void LogNotice(void * /*arg*/, const PGresult *res) {
                                " " + (sqlstate != nullptr ? sqlstate : "-----"));
 }
 
+enum class Wait { kReady, kTimeout, kError };
+
+// Waits until `fd` reports one of `events` (or an error or hang-up, which the
+// caller then meets in libpq), or until the deadline.
+Wait WaitFor(int fd, short events, Clock::time_point deadline, short *revents = nullptr) {
+  if (fd < 0) return Wait::kError;
+  for (;;) {
+    // Rounded up, so that the last fraction of a millisecond is slept, not spun.
+    const long long left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    pollfd p{fd, events, 0};
+    const int n = poll(&p, 1, left > 0 ? static_cast<int>(std::min<long long>(left, INT_MAX)) : 0);
+    if (n > 0) {
+      if (revents != nullptr) *revents = p.revents;
+      return Wait::kReady;
+    }
+    if (n == 0 && Clock::now() >= deadline) return Wait::kTimeout;
+    if (n < 0 && errno != EINTR) return Wait::kError;
+  }
+}
+
+enum class Io { kOk, kBroken, kTimedOut };
+
+// Sends what libpq holds (non-blocking mode), reading meanwhile so that a
+// server writing to us cannot deadlock against our writing to it.
+Io Flush(PGconn *conn, Clock::time_point deadline) {
+  for (;;) {
+    const int pending = PQflush(conn);
+    if (pending == 0) return Io::kOk;
+    if (pending < 0) return Io::kBroken;
+    short revents = 0;
+    switch (WaitFor(PQsocket(conn), POLLIN | POLLOUT, deadline, &revents)) {
+      case Wait::kTimeout: return Io::kTimedOut;
+      case Wait::kError: return Io::kBroken;
+      case Wait::kReady: break;
+    }
+    if ((revents & POLLIN) != 0 && PQconsumeInput(conn) == 0) return Io::kBroken;
+  }
+}
+
+// The next result without ever blocking in libpq: PQgetResult() is called
+// only once PQisBusy() says it will not wait. *out may be nullptr (the end of
+// one command's results).
+Io NextResult(PGconn *conn, Clock::time_point deadline, PGresult **out) {
+  *out = nullptr;
+  while (PQisBusy(conn) != 0) {
+    if (PQstatus(conn) != CONNECTION_OK) return Io::kBroken;
+    const int pending = PQflush(conn);
+    if (pending < 0) return Io::kBroken;
+    const short events = pending == 1 ? (POLLIN | POLLOUT) : POLLIN;
+    switch (WaitFor(PQsocket(conn), events, deadline)) {
+      case Wait::kTimeout: return Io::kTimedOut;
+      case Wait::kError: return Io::kBroken;
+      case Wait::kReady: break;
+    }
+    if (PQconsumeInput(conn) == 0) return Io::kBroken;
+  }
+  *out = PQgetResult(conn);
+  return Io::kOk;
+}
+
+// Asks the server to cancel what `conn` runs, without waiting for it.
+void CancelInBackground(PGconn *conn) {
+  static std::atomic<int> in_flight{0};
+  if (in_flight.fetch_add(1) >= kMaxCancelsInFlight) {
+    in_flight.fetch_sub(1);
+    return;
+  }
+  PGcancel *cancel = PQgetCancel(conn);
+  if (cancel == nullptr) {
+    in_flight.fetch_sub(1);
+    return;
+  }
+  try {
+    std::thread([cancel] {
+      char error[256];
+      PQcancel(cancel, error, sizeof error);
+      PQfreeCancel(cancel);
+      in_flight.fetch_sub(1);
+    }).detach();
+  } catch (...) {  // no thread to be had: the statement timeout still ends the query
+    PQfreeCancel(cancel);
+    in_flight.fetch_sub(1);
+  }
+}
+
+// Ends an aborted (or, unexpectedly, open) transaction block.
+bool Rollback(PGconn *conn) {
+  const auto deadline = Clock::now() + kRollbackTimeout;
+  if (PQsendQuery(conn, "ROLLBACK") != 1 || Flush(conn, deadline) != Io::kOk) return false;
+  bool ok = true;
+  for (int i = 0; i < 4; ++i) {
+    PGresult *res = nullptr;
+    if (NextResult(conn, deadline, &res) != Io::kOk) return false;
+    if (res == nullptr) return ok && PQtransactionStatus(conn) == PQTRANS_IDLE;
+    ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+  }
+  return false;
+}
+
+// Records the first failed result: its SQLSTATE, and whether trying again
+// may help.
+void SetError(const PGresult *res, DbResult *result) {
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  result->sqlstate = state != nullptr ? state : kConnectionLost;
+  result->kind = state == nullptr || IsTransientSqlstate(result->sqlstate)
+                     ? DbResult::Kind::kUnavailable
+                     : DbResult::Kind::kSqlError;
+}
+
+void CopyFirstRow(const PGresult *res, DbResult *result) {
+  result->columns.clear();
+  result->has_row = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+  if (!result->has_row) return;
+  for (int c = 0; c < PQnfields(res); ++c) {
+    if (PQgetisnull(res, 0, c)) {
+      result->columns.emplace_back(std::nullopt);
+    } else {
+      result->columns.emplace_back(
+          std::string(PQgetvalue(res, 0, c), static_cast<size_t>(PQgetlength(res, 0, c))));
+    }
+  }
+}
+
+bool SendStep(PGconn *conn, const Step &step) {
+  const size_t n = step.params.size();
+  std::vector<const char *> values(n);
+  std::vector<int> lengths(n), formats(n);
+  for (size_t i = 0; i < n; ++i) {
+    values[i] = step.params[i].data;
+    lengths[i] = step.params[i].length;
+    formats[i] = step.params[i].binary ? 1 : 0;
+  }
+  const int count = static_cast<int>(n);
+  return step.name != nullptr ? PQsendQueryPrepared(conn, step.name, count, values.data(),
+                                                    lengths.data(), formats.data(), 0) == 1
+                              : PQsendQueryParams(conn, step.sql, count, nullptr, values.data(),
+                                                  lengths.data(), formats.data(), 0) == 1;
+}
+
+bool SendCommand(PGconn *conn, const char *sql) {
+  return PQsendQueryParams(conn, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+}
+
 }  // namespace
 
-Pool::Pool(const Config &config)
-    : conninfo_(config.database_url),
+std::unique_ptr<Pool> Pool::Create(const Config &config, std::string *error) {
+  char *parse_error = nullptr;
+  PQconninfoOption *options = PQconninfoParse(config.database_url.c_str(), &parse_error);
+  if (options == nullptr) {
+    if (parse_error != nullptr) PQfreemem(parse_error);
+    *error = "JNX_DATABASE_URL is not a valid libpq conninfo";
+    return nullptr;
+  }
+  std::vector<std::string> keys, values;
+  std::string server_options;
+  for (const PQconninfoOption *o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    if (std::strcmp(o->keyword, "options") == 0) {
+      server_options = o->val;
+    } else {
+      keys.emplace_back(o->keyword);
+      values.emplace_back(o->val);
+    }
+  }
+  PQconninfoFree(options);
+  // Named in pg_stat_activity unless the caller names it otherwise.
+  keys.emplace_back("fallback_application_name");
+  values.emplace_back("jnx-shim");
+  // Sent at connection start rather than by SET: nothing to run per request,
+  // and the caller's own options are kept (ours comes last, so it wins).
+  if (!server_options.empty()) server_options += ' ';
+  server_options += "-c statement_timeout=" + std::to_string(config.statement_timeout_ms);
+  keys.emplace_back("options");
+  values.emplace_back(server_options);
+  return std::unique_ptr<Pool>(new Pool(config, std::move(keys), std::move(values)));
+}
+
+Pool::Pool(const Config &config, std::vector<std::string> keys, std::vector<std::string> values)
+    : keys_(std::move(keys)),
+      values_(std::move(values)),
       acquire_timeout_(config.acquire_timeout_ms),
+      connect_timeout_(config.connect_timeout_ms),
+      statement_deadline_(config.statement_timeout_ms + config.statement_margin_ms),
       slots_(static_cast<size_t>(config.pool_size)) {}
 
 Pool::~Pool() {
-  for (Slot &slot : slots_) {
-    if (slot.conn != nullptr) PQfinish(slot.conn);
-  }
+  for (Slot &slot : slots_) Drop(&slot);
 }
 
 Pool::Slot *Pool::Acquire() {
@@ -69,174 +263,166 @@ void Pool::Release(Slot *slot) {
   available_.notify_one();
 }
 
-bool Pool::Connect(Slot *slot) {
-  if (slot->conn != nullptr && PQstatus(slot->conn) == CONNECTION_OK) return true;
+void Pool::Drop(Slot *slot) {
   if (slot->conn != nullptr) PQfinish(slot->conn);
+  slot->conn = nullptr;
   slot->prepared.clear();
-  // Our defaults first: the caller's conninfo (expanded from dbname) overrides them.
-  const char *keys[] = {"application_name", "connect_timeout", "dbname", nullptr};
-  const char *values[] = {"jnx-shim", "3", conninfo_.c_str(), nullptr};
-  slot->conn = PQconnectdbParams(keys, values, 1);
-  if (slot->conn == nullptr || PQstatus(slot->conn) != CONNECTION_OK) return false;
-  PQsetNoticeReceiver(slot->conn, LogNotice, nullptr);
+}
+
+// Non-blocking connect: PQconnectPoll() driven by poll() with a deadline
+// (libpq's own connect_timeout applies only to its blocking connect).
+bool Pool::Connect(Slot *slot) {
+  Drop(slot);
+  std::vector<const char *> keys, values;
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    keys.push_back(keys_[i].c_str());
+    values.push_back(values_[i].c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PGconn *conn = PQconnectStartParams(keys.data(), values.data(), 0);
+  if (conn == nullptr) return false;
+  const auto deadline = Clock::now() + connect_timeout_;
+  PostgresPollingStatusType state = PGRES_POLLING_WRITING;  // as libpq documents for the start
+  while (PQstatus(conn) != CONNECTION_BAD &&
+         (state == PGRES_POLLING_READING || state == PGRES_POLLING_WRITING)) {
+    const short events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+    if (WaitFor(PQsocket(conn), events, deadline) != Wait::kReady) {
+      state = PGRES_POLLING_FAILED;
+      break;
+    }
+    state = PQconnectPoll(conn);
+  }
+  if (state != PGRES_POLLING_OK || PQstatus(conn) != CONNECTION_OK ||
+      PQsetnonblocking(conn, 1) != 0) {
+    PQfinish(conn);
+    return false;
+  }
+  PQsetNoticeReceiver(conn, LogNotice, nullptr);
+  slot->conn = conn;
   return true;
 }
 
-namespace {
-
-// Fills `result` from a failed PGresult; the connection decides transient.
-void SetError(PGconn *conn, const PGresult *res, DbResult *result) {
-  const char *state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
-  if (state == nullptr || PQstatus(conn) != CONNECTION_OK) {
-    // libpq's own failure: the connection is gone (server stopped, network).
-    result->kind = DbResult::Kind::kUnavailable;
-    result->sqlstate = state != nullptr ? state : "08006";
-  } else {
-    result->sqlstate = state;
-    result->kind = IsTransientSqlstate(result->sqlstate) ? DbResult::Kind::kUnavailable
-                                                         : DbResult::Kind::kSqlError;
+Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool transaction,
+                            DbResult *result) {
+  *result = DbResult();
+  // An idle connection has nothing to say. If it became readable, the server
+  // wrote before it went away (a FATAL or a warning at shutdown or crash)
+  // and closed it: find out now, and connect afresh instead of failing the
+  // request on it. libpq sees the EOF only on a read that finds nothing
+  // else, hence reading until the socket is quiet (a few reads at most).
+  if (slot->conn != nullptr) {
+    bool healthy = PQstatus(slot->conn) == CONNECTION_OK && PQsocket(slot->conn) >= 0;
+    for (int reads = 0; healthy && reads < 8; ++reads) {
+      pollfd p{PQsocket(slot->conn), POLLIN, 0};
+      if (poll(&p, 1, 0) <= 0) break;
+      healthy = PQconsumeInput(slot->conn) == 1 && PQstatus(slot->conn) == CONNECTION_OK;
+    }
+    if (!healthy || PQisBusy(slot->conn) != 0 || PQtransactionStatus(slot->conn) != PQTRANS_IDLE) {
+      Drop(slot);
+    }
   }
-}
-
-// The first row of a result, as text ("" for NULL).
-void CopyFirstRow(const PGresult *res, DbResult *result) {
-  result->columns.clear();
-  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) == 0) return;
-  for (int c = 0; c < PQnfields(res); ++c) {
-    result->columns.emplace_back(PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
-  }
-}
-
-bool Simple(PGconn *conn, const char *sql, DbResult *result) {
-  PGresult *res = PQexec(conn, sql);
-  const bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
-  if (!ok) SetError(conn, res, result);
-  PQclear(res);
-  return ok;
-}
-
-}  // namespace
-
-DbResult Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool transaction) {
-  DbResult result;
-  if (!Connect(slot)) {
-    result.kind = DbResult::Kind::kUnavailable;
-    result.sqlstate = "08006";
-    return result;
+  if (slot->conn == nullptr && !Connect(slot)) {
+    result->sqlstate = kConnectionLost;
+    return Outcome::kBroken;
   }
   PGconn *conn = slot->conn;
-  // Named steps are prepared once per connection, before the pipeline.
-  for (const Step &step : steps) {
-    if (step.name == nullptr || std::find(slot->prepared.begin(), slot->prepared.end(),
-                                          step.name) != slot->prepared.end()) {
+
+  // Whatever goes wrong from here on leaves the connection in an unknown
+  // state: it is closed, never reused, never waited on again.
+  auto abandon = [&](Io io) {
+    result->kind = DbResult::Kind::kUnavailable;
+    if (io == Io::kTimedOut) {
+      CancelInBackground(conn);
+      result->sqlstate = kQueryCanceledSqlstate;
+    } else if (!IsTransientSqlstate(result->sqlstate)) {
+      result->sqlstate = kConnectionLost;
+    }
+    Drop(slot);
+    return io == Io::kTimedOut ? Outcome::kTimedOut : Outcome::kBroken;
+  };
+
+  // One round trip: prepares for statements new to this connection, then
+  // BEGIN, the steps and COMMIT, then a sync (libpq pipeline mode).
+  // Parameters travel apart from the statement text, so a failed
+  // authentication never writes a token into the server's log.
+  struct Command {
+    enum Kind { kPrepare, kControl, kStep } kind;
+    size_t step;
+  };
+  std::vector<Command> commands;
+  bool sent = PQenterPipelineMode(conn) == 1;
+  for (size_t i = 0; sent && i < steps.size(); ++i) {
+    const char *name = steps[i].name;
+    if (name == nullptr ||
+        std::find(slot->prepared.begin(), slot->prepared.end(), name) != slot->prepared.end()) {
       continue;
     }
-    PGresult *prep =
-        PQprepare(conn, step.name, step.sql, static_cast<int>(step.params.size()), nullptr);
-    const bool prepared = PQresultStatus(prep) == PGRES_COMMAND_OK;
-    if (!prepared) SetError(conn, prep, &result);
-    PQclear(prep);
-    if (!prepared) return result;
-    slot->prepared.emplace_back(step.name);
+    sent = PQsendPrepare(conn, name, steps[i].sql, static_cast<int>(steps[i].params.size()),
+                         nullptr) == 1;
+    commands.push_back({Command::kPrepare, i});
   }
   if (transaction) {
-    // BEGIN, the steps and COMMIT in one round trip (libpq pipeline mode).
-    // Parameters travel apart from the statement text, so a failed
-    // authentication never writes a token into the server's log.
-    bool sent = PQenterPipelineMode(conn) == 1 &&
-                PQsendQueryParams(conn, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
-    for (const Step &step : steps) {
-      if (!sent) break;
-      std::vector<const char *> values(step.params.size());
-      std::vector<int> lengths(step.params.size()), formats(step.params.size());
-      for (size_t i = 0; i < step.params.size(); ++i) {
-        values[i] = step.params[i].data;
-        lengths[i] = step.params[i].length;
-        formats[i] = step.params[i].binary ? 1 : 0;
-      }
-      const int n = static_cast<int>(step.params.size());
-      sent = step.name != nullptr ? PQsendQueryPrepared(conn, step.name, n, values.data(),
-                                                        lengths.data(), formats.data(), 0) == 1
-                                  : PQsendQueryParams(conn, step.sql, n, nullptr, values.data(),
-                                                      lengths.data(), formats.data(), 0) == 1;
-    }
-    sent = sent &&
-           PQsendQueryParams(conn, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
-           PQpipelineSync(conn) == 1;
-    bool ok = sent;
-    if (!sent) SetError(conn, nullptr, &result);
-    // Results: BEGIN, each step, COMMIT (each followed by a NULL), then the sync.
-    for (size_t index = 0; sent && index <= steps.size() + 1; ++index) {
-      PGresult *res = PQgetResult(conn);
-      if (res == nullptr) {
-        SetError(conn, nullptr, &result);
-        ok = false;
-        break;
-      }
-      const ExecStatusType status = PQresultStatus(res);
-      if (status == PGRES_FATAL_ERROR) {
-        if (ok) SetError(conn, res, &result);
-        ok = false;
-      } else if (ok && index == steps.size()) {
-        CopyFirstRow(res, &result);
-      }
-      PQclear(res);
-      while (PGresult *extra = PQgetResult(conn)) PQclear(extra);  // the NULL after each command
-    }
-    // The sync marks the end of the pipeline.
-    while (sent) {
-      PGresult *res = PQgetResult(conn);
-      if (res == nullptr) {
-        if (PQstatus(conn) != CONNECTION_OK) break;  // the connection died: no sync will come
-        continue;
-      }
-      const bool done = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
-      PQclear(res);
-      if (done || PQstatus(conn) != CONNECTION_OK) break;
-    }
-    if (PQstatus(conn) == CONNECTION_OK) PQexitPipelineMode(conn);
-    if (!ok && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
-      DbResult ignored;
-      Simple(conn, "ROLLBACK", &ignored);
-    }
-    if (ok && PQstatus(conn) != CONNECTION_OK) {
-      SetError(conn, nullptr, &result);
-      ok = false;
-    }
-    if (ok) result.kind = DbResult::Kind::kOk;
-    return result;
+    sent = sent && SendCommand(conn, "BEGIN");
+    commands.push_back({Command::kControl, 0});
   }
-  for (const Step &step : steps) {
-    const int n = static_cast<int>(step.params.size());
-    if (std::find(slot->prepared.begin(), slot->prepared.end(), step.name) ==
-        slot->prepared.end()) {
-      PGresult *prep = PQprepare(conn, step.name, step.sql, n, nullptr);
-      const bool prepared = PQresultStatus(prep) == PGRES_COMMAND_OK;
-      if (!prepared) SetError(conn, prep, &result);
-      PQclear(prep);
-      if (!prepared) return result;
-      slot->prepared.emplace_back(step.name);
+  for (size_t i = 0; sent && i < steps.size(); ++i) {
+    sent = SendStep(conn, steps[i]);
+    commands.push_back({Command::kStep, i});
+  }
+  if (transaction) {
+    sent = sent && SendCommand(conn, "COMMIT");
+    commands.push_back({Command::kControl, 0});
+  }
+  sent = sent && PQpipelineSync(conn) == 1;
+  if (!sent) return abandon(Io::kBroken);
+  const auto deadline = Clock::now() + statement_deadline_;
+  if (const Io io = Flush(conn, deadline); io != Io::kOk) return abandon(io);
+
+  // Each command's results end with a NULL; the sync's result ends it all.
+  // Counting both bounds the loop even if the connection misbehaves.
+  size_t finished = 0, results = 0;
+  bool failed = false;
+  for (;;) {
+    PGresult *res = nullptr;
+    if (const Io io = NextResult(conn, deadline, &res); io != Io::kOk) return abandon(io);
+    if (res == nullptr) {
+      if (PQstatus(conn) != CONNECTION_OK || ++finished > commands.size()) {
+        return abandon(Io::kBroken);
+      }
+      continue;
     }
-    std::vector<const char *> values(step.params.size());
-    std::vector<int> lengths(step.params.size()), formats(step.params.size());
-    for (size_t i = 0; i < step.params.size(); ++i) {
-      values[i] = step.params[i].data;
-      lengths[i] = step.params[i].length;
-      formats[i] = step.params[i].binary ? 1 : 0;
-    }
-    PGresult *res =
-        PQexecPrepared(conn, step.name, n, values.data(), lengths.data(), formats.data(), 0);
     const ExecStatusType status = PQresultStatus(res);
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-      SetError(conn, res, &result);
+    if (status == PGRES_PIPELINE_SYNC) {
       PQclear(res);
-      return result;
+      break;
     }
-    CopyFirstRow(res, &result);
+    if (++results > commands.size() || finished >= commands.size()) {
+      PQclear(res);
+      return abandon(Io::kBroken);
+    }
+    const Command &command = commands[finished];
+    if (status == PGRES_FATAL_ERROR) {
+      if (!failed) SetError(res, result);
+      failed = true;
+    } else if (status == PGRES_PIPELINE_ABORTED) {
+      if (!failed) result->sqlstate = kConnectionLost;  // cannot happen without an error first
+      failed = true;
+    } else if (command.kind == Command::kPrepare && status == PGRES_COMMAND_OK) {
+      slot->prepared.emplace_back(steps[command.step].name);
+    } else if (command.kind == Command::kStep && command.step + 1 == steps.size()) {
+      CopyFirstRow(res, result);
+    }
     PQclear(res);
   }
-  result.kind = DbResult::Kind::kOk;
-  return result;
+  if (PQexitPipelineMode(conn) != 1) return abandon(Io::kBroken);
+  // A failed step leaves the transaction block aborted (its COMMIT was skipped).
+  if (PQtransactionStatus(conn) != PQTRANS_IDLE && !Rollback(conn)) {
+    if (!failed) return abandon(Io::kBroken);
+    Drop(slot);  // the error stands; only the connection is lost
+  }
+  if (!failed) result->kind = DbResult::Kind::kOk;
+  return Outcome::kDone;
 }
 
 // A connection found broken means the server restarted or the network broke:
@@ -245,11 +431,7 @@ DbResult Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool transact
 void Pool::CloseIdle() {
   std::lock_guard<std::mutex> lock(mutex_);
   for (Slot &slot : slots_) {
-    if (!slot.busy && slot.conn != nullptr) {
-      PQfinish(slot.conn);
-      slot.conn = nullptr;
-      slot.prepared.clear();
-    }
+    if (!slot.busy) Drop(&slot);
   }
 }
 
@@ -268,7 +450,7 @@ DbResult Pool::Transaction(const std::vector<Step> &steps, const RetryPolicy &po
 
 DbResult Pool::Run(const std::vector<Step> &steps, bool transaction, const RetryPolicy &policy) {
   thread_local std::minstd_rand rng(std::random_device{}());
-  const auto deadline = std::chrono::steady_clock::now() + policy.budget;
+  const auto deadline = Clock::now() + policy.budget;
   DbResult result;
   for (int attempt = 1; attempt <= policy.max_attempts; ++attempt) {
     Slot *slot = Acquire();
@@ -276,23 +458,21 @@ DbResult Pool::Run(const std::vector<Step> &steps, bool transaction, const Retry
       result = DbResult();
       result.sqlstate = "53300";  // no free connection in time
     } else {
-      result = Attempt(slot, steps, transaction);
-      const bool broken = result.kind == DbResult::Kind::kUnavailable && slot->conn != nullptr &&
-                          PQstatus(slot->conn) != CONNECTION_OK;
-      if (broken) {
-        PQfinish(slot->conn);
-        slot->conn = nullptr;
-        slot->prepared.clear();
-      }
+      const Outcome outcome = Attempt(slot, steps, transaction, &result);
       Release(slot);
-      if (broken) CloseIdle();
+      if (outcome == Outcome::kBroken) CloseIdle();
     }
-    if (result.kind != DbResult::Kind::kUnavailable || attempt == policy.max_attempts) break;
+    // A query that timed out is not tried again: it would most likely time
+    // out again, and the caller's own deadline (Svix's 15 s) would pass.
+    if (result.kind != DbResult::Kind::kUnavailable || !IsTransientSqlstate(result.sqlstate) ||
+        attempt == policy.max_attempts) {
+      break;
+    }
     // Full jitter: sleep a random time up to base * 2^(attempt-1).
     const auto cap = policy.base_delay * (1 << (attempt - 1));
     std::uniform_int_distribution<long> dist(0, static_cast<long>(cap.count()));
     const auto delay = std::chrono::milliseconds(dist(rng));
-    if (std::chrono::steady_clock::now() + delay >= deadline) break;
+    if (Clock::now() + delay >= deadline) break;
     std::this_thread::sleep_for(delay);
   }
   return result;

@@ -3,13 +3,19 @@
 // (connection lost, server shutting down or starting, serialization failure,
 // deadlock, insufficient resources such as too many connections) are retried with exponential
 // backoff and full jitter, bounded in count and in time; then the caller answers 503.
+//
+// Every wait on the database is bounded: connecting, sending and each result
+// read wait on the socket with poll() and a deadline, never inside a blocking
+// libpq call. A connection that broke, or did not answer in time, is dropped.
 #pragma once
 
 #include <libpq-fe.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,9 +32,21 @@ struct Param {
 struct DbResult {
   enum class Kind { kOk, kSqlError, kUnavailable };
   Kind kind = Kind::kUnavailable;
-  std::vector<std::string> columns;  // first row, text format ("" for NULL)
-  std::string sqlstate;              // kSqlError / kUnavailable, when known
+  bool has_row = false;  // the last statement returned at least one row
+  // The first row, text format; std::nullopt for SQL NULL, so that a NULL
+  // where a document is expected is never mistaken for an empty one.
+  std::vector<std::optional<std::string>> columns;
+  std::string sqlstate;  // kSqlError / kUnavailable, when known
+
+  // The first column of the first row when it is not NULL, else nullptr.
+  const std::string *Document() const {
+    return has_row && !columns.empty() && columns[0].has_value() ? &*columns[0] : nullptr;
+  }
 };
+
+// SQLSTATE of a query the shim gave up on (the server did not answer before
+// the client-side deadline); the same code as the server's statement_timeout.
+constexpr const char *kQueryCanceledSqlstate = "57014";
 
 // One statement: with a name, prepared once per connection; without, sent as
 // it is (SET LOCAL ROLE ...). Parameters are always bound, never inlined.
@@ -46,7 +64,8 @@ struct RetryPolicy {
 
 class Pool {
  public:
-  explicit Pool(const Config &config);
+  // Fails (with *error naming the variable) when the conninfo cannot be parsed.
+  static std::unique_ptr<Pool> Create(const Config &config, std::string *error);
   ~Pool();
   Pool(const Pool &) = delete;
   Pool &operator=(const Pool &) = delete;
@@ -66,15 +85,21 @@ class Pool {
     std::vector<std::string> prepared;
     bool busy = false;
   };
+  enum class Outcome { kDone, kBroken, kTimedOut };
+
+  Pool(const Config &config, std::vector<std::string> keys, std::vector<std::string> values);
   Slot *Acquire();
   void Release(Slot *slot);
-  DbResult Attempt(Slot *slot, const std::vector<Step> &steps, bool transaction);
-  DbResult Run(const std::vector<Step> &steps, bool transaction, const RetryPolicy &policy);
+  Outcome Attempt(Slot *slot, const std::vector<Step> &steps, bool transaction, DbResult *result);
   bool Connect(Slot *slot);
+  static void Drop(Slot *slot);
   void CloseIdle();
+  DbResult Run(const std::vector<Step> &steps, bool transaction, const RetryPolicy &policy);
 
-  std::string conninfo_;
-  std::chrono::milliseconds acquire_timeout_;
+  // The connection parameters: the caller's conninfo, parsed, with our defaults
+  // where it is silent and the statement timeout appended to `options`.
+  std::vector<std::string> keys_, values_;
+  std::chrono::milliseconds acquire_timeout_, connect_timeout_, statement_deadline_;
   std::mutex mutex_;
   std::condition_variable available_;
   std::vector<Slot> slots_;

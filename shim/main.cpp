@@ -14,7 +14,9 @@
 
 #include "config.h"
 #include "db.h"
+#include "http.h"
 #include "log.h"
+#include "status.h"
 
 #ifndef JNX_EXTVERSION
 #error "JNX_EXTVERSION must be defined by the build"
@@ -31,16 +33,57 @@ constexpr const char *kVersionSql =
 constexpr const char *kAuthenticateSql = "SELECT jnx.authenticate($1::text) IS NOT NULL";
 constexpr const char *kMeSql = "SELECT jnx.me()::text";
 constexpr const char *kAdminUsersSql = "SELECT jnx.admin_list_users($1::text)::text";
-constexpr const char *kRetiredRoutes[] = {"/api/auth/login", "/api/auth/signup", "/api/auth/user"};
+constexpr const char *kGoneBody =
+    R"({"error":"gone","detail":"This route was retired; see docs/API.md, section \"Retired routes\"."})";
 constexpr const char *kRetryAfterSeconds = "5";
 constexpr int kListenBacklog = 1024;
+
+enum class RouteKind { kWebhook, kMe, kAdminUsers, kHealth, kReady, kRetired };
+
+struct Route {
+  const char *path;
+  RouteKind kind;
+};
+
+// Every route the shim knows. The screen below refuses what does not fit a
+// route before any body is read; the handlers are registered from it.
+constexpr Route kRoutes[] = {
+    {"/api/webhooks/clerk", RouteKind::kWebhook},
+    {"/api/me", RouteKind::kMe},
+    {"/api/admin/users", RouteKind::kAdminUsers},
+    {"/healthz", RouteKind::kHealth},
+    {"/readyz", RouteKind::kReady},
+    // The old Next.js routes are retired, not silently missing: 410 whatever
+    // the method.
+    {"/api/auth/login", RouteKind::kRetired},
+    {"/api/auth/signup", RouteKind::kRetired},
+    {"/api/auth/user", RouteKind::kRetired},
+};
+
+const Route *FindRoute(const std::string &path) {
+  for (const Route &route : kRoutes) {
+    if (path == route.path) return &route;
+  }
+  return nullptr;
+}
+
+bool MethodAllowed(const Route &route, const std::string &method) {
+  if (route.kind == RouteKind::kWebhook) return method == "POST";
+  return method == "GET" || method == "HEAD";
+}
+
+bool IsSessionRoute(const Route *route) {
+  return route != nullptr &&
+         (route->kind == RouteKind::kMe || route->kind == RouteKind::kAdminUsers);
+}
 
 // Per-request facts gathered by the handlers and written by the logger.
 struct RequestContext {
   std::chrono::steady_clock::time_point start;
   bool started = false;
   std::string request_id;
-  std::string route;
+  const Route *route = nullptr;
+  Framing framing;
   std::string svix_id;
   std::string outcome;
   std::string sqlstate;
@@ -67,6 +110,28 @@ std::string RequestIdFor(const httplib::Request &req) {
   return given;
 }
 
+// The path of a request target, for requests cpp-httplib could not parse
+// (it sets the target before it checks the method).
+std::string TargetPath(const httplib::Request &req) {
+  if (!req.path.empty()) return req.path;
+  return req.target.substr(0, req.target.find('?'));
+}
+
+void StartRequest(const httplib::Request &req, httplib::Response &res) {
+  context = RequestContext();
+  context.start = std::chrono::steady_clock::now();
+  context.started = true;
+  context.request_id = RequestIdFor(req);
+  context.route = FindRoute(TargetPath(req));
+  res.set_header("X-Request-Id", context.request_id);
+}
+
+// The response ends the connection: what follows the request's headers in the
+// stream (an unread body) cannot be taken for a next request.
+void CloseConnection() {
+  if (ConnectionStream *conn = CurrentConnection()) conn->CloseAfterResponse();
+}
+
 void JsonError(httplib::Response &res, int status, const std::string &reason) {
   res.status = status;
   res.set_content("{\"error\":\"" + JsonEscape(reason) + "\"}", "application/json");
@@ -78,73 +143,156 @@ void Unavailable(httplib::Response &res, const std::string &reason) {
   JsonError(res, 503, reason);
 }
 
-// The answer to a failed database call: the route's own SQLSTATEs first
-// (`specific` returns true when it answered), then what all routes share.
-template <typename Specific>
-void RespondFailure(const DbResult &r, httplib::Response &res, Specific specific) {
-  if (r.kind == DbResult::Kind::kUnavailable) {
-    Unavailable(res, "database_unavailable");
-    return;
-  }
-  const std::string &s = r.sqlstate;
-  if (specific(s)) return;
-  if (s == "42883" || s == "3F000" || s == "42P01" || s == "42501") {
-    // Extension missing or privileges wrong: not ready, retry later.
-    Unavailable(res, "database_not_ready");
-  } else {
-    JsonError(res, 500, "internal_error");
+void Unauthorized(httplib::Response &res, const std::string &reason, bool invalid_token) {
+  res.set_header("WWW-Authenticate",
+                 invalid_token ? "Bearer error=\"invalid_token\"" : "Bearer realm=\"jnx\"");
+  JsonError(res, 401, reason);
+}
+
+void Gone(httplib::Response &res) {
+  res.status = 410;
+  res.set_content(kGoneBody, "application/json");
+  context.outcome = "gone";
+}
+
+void Respond(httplib::Response &res, const Answer &answer) {
+  switch (answer.extra) {
+    case Answer::Extra::kRetryAfter: Unavailable(res, answer.reason); return;
+    case Answer::Extra::kInvalidToken: Unauthorized(res, answer.reason, true); return;
+    case Answer::Extra::kBearerRealm: Unauthorized(res, answer.reason, false); return;
+    case Answer::Extra::kNone: JsonError(res, answer.status, answer.reason); return;
   }
 }
 
-// The header under its Svix name, else its Standard Webhooks name.
-bool WebhookHeader(const httplib::Request &req, const char *svix, const char *standard,
-                   std::string *out) {
-  if (req.has_header(svix)) {
-    *out = req.get_header_value(svix);
+// A call that succeeded must have produced a document: NULL (or nothing) where
+// one is expected is a race on the database side (a user erased between
+// authentication and the profile read), not an empty answer. 503 lets the
+// client try again, and is never mistaken for success.
+bool RespondDocument(const DbResult &r, size_t columns, httplib::Response &res) {
+  const std::string *document = r.Document();
+  if (document == nullptr || document->empty() || r.columns.size() != columns) {
+    Unavailable(res, "no_result");
+    return false;
+  }
+  res.status = 200;
+  res.set_content(*document, "application/json");
+  return true;
+}
+
+// Decides, from the request line and headers alone, whether a request may
+// reach its handler; refuses it otherwise. Nothing of the body has been read:
+// when one was announced, the refusal closes the connection.
+bool Screen(const Config &config, const httplib::Request &req, httplib::Response &res) {
+  StartRequest(req, res);
+  const ConnectionStream *conn = CurrentConnection();
+  if (conn == nullptr) {  // cannot happen: every connection is ours
+    JsonError(res, 500, "internal_error");
     return true;
   }
-  if (req.has_header(standard)) {
-    *out = req.get_header_value(standard);
+  context.framing = FramingOf(conn->raw_headers(), req.version == "HTTP/1.0");
+  const bool body = context.framing.HasBody();
+  if (context.framing.kind == Framing::kInvalid) {
+    CloseConnection();
+    JsonError(res, 400, "bad_framing");
+    return true;
+  }
+  const Route *route = context.route;
+  if (route != nullptr && route->kind == RouteKind::kRetired) {
+    if (body) CloseConnection();
+    Gone(res);
+    return true;
+  }
+  if (route == nullptr || !MethodAllowed(*route, req.method)) {
+    if (body) CloseConnection();
+    JsonError(res, 404, "not_found");
+    return true;
+  }
+  if (route->kind != RouteKind::kWebhook) {
+    if (!body) return false;
+    CloseConnection();
+    JsonError(res, 400, "bad_request");  // a GET with a body
+    return true;
+  }
+  if (context.framing.kind == Framing::kLength && context.framing.length > config.max_body_bytes) {
+    CloseConnection();
+    JsonError(res, 413, "payload_too_large");
+    return true;
+  }
+  const std::string coding = req.get_header_value("Content-Encoding");
+  if (body && !coding.empty() && coding != "identity") {
+    // A compressed body would be verified as sent yet bounded only after
+    // inflating; Svix never compresses.
+    CloseConnection();
+    JsonError(res, 415, "unsupported_media_type");
     return true;
   }
   return false;
 }
 
-void HandleWebhook(Pool &pool, const httplib::Request &req, httplib::Response &res) {
+// The header under its Svix name, else its Standard Webhooks name, exactly as
+// sent (the signature covers the id byte for byte). Sent twice, or not text
+// PostgreSQL can hold (invalid UTF-8), it is refused here, before the database.
+enum class HeaderValue { kAbsent, kPresent, kInvalid };
+HeaderValue WebhookHeader(const ConnectionStream &conn, const char *svix, const char *standard,
+                          std::string *out) {
+  std::vector<std::string_view> values = HeaderValues(conn.raw_headers(), svix);
+  if (values.empty()) values = HeaderValues(conn.raw_headers(), standard);
+  if (values.empty()) return HeaderValue::kAbsent;
+  out->assign(values[0]);
+  return values.size() == 1 && IsValidText(*out) ? HeaderValue::kPresent : HeaderValue::kInvalid;
+}
+
+void HandleWebhook(Pool &pool, const Config &config, httplib::Response &res) {
+  ConnectionStream *conn = CurrentConnection();  // never null here: the screen checked
   std::string id, timestamp, signature;
-  const bool has_id = WebhookHeader(req, "svix-id", "webhook-id", &id);
-  const bool has_ts = WebhookHeader(req, "svix-timestamp", "webhook-timestamp", &timestamp);
-  const bool has_sig = WebhookHeader(req, "svix-signature", "webhook-signature", &signature);
+  const HeaderValue has_id = WebhookHeader(*conn, "svix-id", "webhook-id", &id);
+  const HeaderValue has_ts =
+      WebhookHeader(*conn, "svix-timestamp", "webhook-timestamp", &timestamp);
+  const HeaderValue has_sig =
+      WebhookHeader(*conn, "svix-signature", "webhook-signature", &signature);
+  if (has_id == HeaderValue::kInvalid || has_ts == HeaderValue::kInvalid ||
+      has_sig == HeaderValue::kInvalid) {
+    if (context.framing.HasBody()) CloseConnection();
+    JsonError(res, 400, "malformed_headers");
+    return;
+  }
+
+  // Without Content-Length or Transfer-Encoding a request has no body
+  // (RFC 9112, section 6.3): nothing to wait for.
+  std::string body;
+  ConnectionStream::BodyStatus read = ConnectionStream::BodyStatus::kOk;
+  if (context.framing.kind == Framing::kChunked) {
+    read = conn->ReadChunkedBody(config.max_body_bytes, &body);
+  } else if (context.framing.kind == Framing::kLength) {
+    read = conn->ReadFixedBody(context.framing.length, config.max_body_bytes, &body);
+  }
+  if (read != ConnectionStream::BodyStatus::kOk) {
+    CloseConnection();
+    JsonError(
+        res, read == ConnectionStream::BodyStatus::kTooLarge ? 413 : 400,
+        read == ConnectionStream::BodyStatus::kTooLarge ? "payload_too_large" : "bad_request");
+    return;
+  }
+
   std::vector<Param> params(4);
-  if (has_id) params[0] = {id.c_str(), static_cast<int>(id.size()), false};
-  if (has_ts) params[1] = {timestamp.c_str(), static_cast<int>(timestamp.size()), false};
-  if (has_sig) params[2] = {signature.c_str(), static_cast<int>(signature.size()), false};
-  params[3] = {req.body.data(), static_cast<int>(req.body.size()), true};
+  if (has_id == HeaderValue::kPresent) params[0] = {id.c_str(), static_cast<int>(id.size()), false};
+  if (has_ts == HeaderValue::kPresent) {
+    params[1] = {timestamp.c_str(), static_cast<int>(timestamp.size()), false};
+  }
+  if (has_sig == HeaderValue::kPresent) {
+    params[2] = {signature.c_str(), static_cast<int>(signature.size()), false};
+  }
+  params[3] = {body.data(), static_cast<int>(body.size()), true};
 
   DbResult r = pool.Call("jnx_ingest", kIngestSql, params);
   context.sqlstate = r.sqlstate;
-  if (r.kind == DbResult::Kind::kOk && r.columns.size() == 2) {
-    if (id.size() <= 128) context.svix_id = id;
-    context.outcome = r.columns[1];
-    res.status = 200;
-    res.set_content(r.columns[0], "application/json");
+  if (r.kind != DbResult::Kind::kOk) {
+    Respond(res, AnswerFor(Scope::kWebhook, r));
     return;
   }
-  RespondFailure(r, res, [&res](const std::string &s) {
-    if (s == "JX001") {
-      JsonError(res, 400, "malformed_headers");
-    } else if (s == "JX002") {
-      JsonError(res, 400, "bad_signature");
-    } else if (s == "JX003") {
-      JsonError(res, 400, "stale_timestamp");
-    } else if (s == "JX004" || s == "JX005") {
-      // Our configuration, not the sender's fault: let Svix retry until fixed.
-      Unavailable(res, "webhook_secret_not_configured");
-    } else {
-      return false;
-    }
-    return true;
-  });
+  if (!RespondDocument(r, 2, res)) return;
+  if (id.size() <= 128) context.svix_id = id;
+  context.outcome = r.columns[1].value_or("");
 }
 
 // "Authorization: Bearer <token>" (scheme case-insensitive). False when absent.
@@ -165,12 +313,6 @@ bool BearerToken(const httplib::Request &req, std::string *token) {
   return !token->empty();
 }
 
-void Unauthorized(httplib::Response &res, const std::string &reason, bool invalid_token) {
-  res.set_header("WWW-Authenticate",
-                 invalid_token ? "Bearer error=\"invalid_token\"" : "Bearer realm=\"jnx\"");
-  JsonError(res, 401, reason);
-}
-
 // One transaction on a pooled connection, PostgREST's way: authenticate with
 // the bearer token, switch to the authenticated role, call, commit. The
 // identity ends with the transaction, so nothing survives on the connection.
@@ -188,26 +330,11 @@ void HandleSession(Pool &pool, const httplib::Request &req, httplib::Response &r
   role.sql = "SET LOCAL ROLE authenticated";
   DbResult r = pool.Transaction({authenticate, role, std::move(call)});
   context.sqlstate = r.sqlstate;
-  if (r.kind == DbResult::Kind::kOk && !r.columns.empty()) {
-    context.outcome = "ok";
-    res.status = 200;
-    res.set_content(r.columns[0], "application/json");
+  if (r.kind != DbResult::Kind::kOk) {
+    Respond(res, AnswerFor(Scope::kSession, r));
     return;
   }
-  RespondFailure(r, res, [&res](const std::string &s) {
-    if (s >= "JX101" && s <= "JX108" && s.size() == 5) {
-      Unauthorized(res, "invalid_token", true);
-    } else if (s == "JX201") {
-      Unauthorized(res, "not_authenticated", false);
-    } else if (s == "JX202") {
-      JsonError(res, 403, "forbidden");
-    } else if (s == "JX109" || s == "JX110") {
-      Unavailable(res, "sessions_not_configured");
-    } else {
-      return false;
-    }
-    return true;
-  });
+  if (RespondDocument(r, 1, res)) context.outcome = "ok";
 }
 
 void HandleReady(Pool &pool, httplib::Response &res) {
@@ -219,7 +346,7 @@ void HandleReady(Pool &pool, httplib::Response &res) {
     Unavailable(res, "database_unavailable");
     return;
   }
-  const std::string installed = r.columns.empty() ? "" : r.columns[0];
+  const std::string installed = r.Document() != nullptr ? *r.Document() : "";
   if (installed != JNX_EXTVERSION) {
     Unavailable(res, installed.empty() ? "extension_missing" : "extension_version_mismatch");
     return;
@@ -228,6 +355,70 @@ void HandleReady(Pool &pool, httplib::Response &res) {
       std::string("{\"status\":\"ready\",\"extension_version\":\"") + JNX_EXTVERSION + "\"}",
       "application/json");
   context.outcome = "ready";
+}
+
+void Handle(const Route &route, Pool &pool, const Config &config, const httplib::Request &req,
+            httplib::Response &res) {
+  switch (route.kind) {
+    case RouteKind::kWebhook: HandleWebhook(pool, config, res); return;
+    case RouteKind::kMe: {
+      Step me;
+      me.name = "jnx_me";
+      me.sql = kMeSql;
+      HandleSession(pool, req, res, std::move(me));
+      return;
+    }
+    case RouteKind::kAdminUsers: {
+      // The org filter (platform admins only) stays alive for the call.
+      const std::string org = req.get_param_value("org");
+      if (req.has_param("org") && !IsValidText(org)) {
+        JsonError(res, 400, "bad_request");
+        return;
+      }
+      Step list;
+      list.name = "jnx_admin_users";
+      list.sql = kAdminUsersSql;
+      list.params = {req.has_param("org") ? Param{org.c_str(), static_cast<int>(org.size()), false}
+                                          : Param{}};
+      HandleSession(pool, req, res, std::move(list));
+      return;
+    }
+    case RouteKind::kHealth: res.set_content("{\"status\":\"ok\"}", "application/json"); return;
+    case RouteKind::kReady: HandleReady(pool, res); return;
+    case RouteKind::kRetired: Gone(res); return;  // the screen answers these first
+  }
+}
+
+// Requests refused before routing: the request line or the header section
+// was malformed, too large or too slow. What follows in the stream cannot be
+// trusted, so the connection ends with the answer.
+void RefuseUnrouted(const httplib::Request &req, httplib::Response &res) {
+  StartRequest(req, res);
+  CloseConnection();
+  const ConnectionStream *conn = CurrentConnection();
+  switch (conn != nullptr ? conn->violation() : Violation::kNone) {
+    case Violation::kRequestLineTooLong: JsonError(res, 414, "uri_too_long"); return;
+    case Violation::kLineTooLong:
+      // On a session route the long line is the token: documented as 401.
+      if (IsSessionRoute(context.route)) {
+        Unauthorized(res, "invalid_token", true);
+      } else {
+        JsonError(res, 431, "headers_too_large");
+      }
+      return;
+    case Violation::kTooManyHeaders:
+    case Violation::kHeadersTooLarge: JsonError(res, 431, "headers_too_large"); return;
+    case Violation::kTimeout: JsonError(res, 408, "request_timeout"); return;
+    case Violation::kBodyTooLarge: JsonError(res, 413, "payload_too_large"); return;
+    case Violation::kMalformed: JsonError(res, 400, "bad_request"); return;
+    case Violation::kNone: break;
+  }
+  // An unknown method (cpp-httplib knows a fixed set) on a retired route.
+  if (context.route != nullptr && context.route->kind == RouteKind::kRetired) {
+    Gone(res);
+    return;
+  }
+  JsonError(res, res.status == 414 ? 414 : 400, res.status == 414 ? "uri_too_long" : "bad_request");
 }
 
 // Blocks SIGTERM/SIGINT in every thread; one thread waits for them and stops
@@ -252,6 +443,11 @@ int main() {
     WriteEventLog("error", "configuration: " + error);
     return 2;
   }
+  std::unique_ptr<Pool> pool = Pool::Create(config, &error);
+  if (pool == nullptr) {
+    WriteEventLog("error", "configuration: " + error);
+    return 2;
+  }
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -260,101 +456,74 @@ int main() {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  Pool pool(config);
-  httplib::Server server;
+  Server server{HeaderLimits()};
   const int workers = config.workers;
   server.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   server.set_tcp_nodelay(true);
+  // Bodies are read by the webhook handler, bounded by max_body_bytes for
+  // every framing; this only bounds what cpp-httplib itself would read.
   server.set_payload_max_length(config.max_body_bytes);
   server.set_read_timeout(10, 0);
   server.set_write_timeout(10, 0);
   server.set_keep_alive_timeout(5);
 
-  server.set_pre_routing_handler([](const httplib::Request &req, httplib::Response &res) {
-    context = RequestContext();
-    context.start = std::chrono::steady_clock::now();
-    context.started = true;
-    context.request_id = RequestIdFor(req);
-    // Known routes by path, so that requests refused before their handler
-    // (413, 404 on a wrong method) are still counted under their route.
-    for (const char *route :
-         {"/api/webhooks/clerk", "/healthz", "/readyz", "/api/me", "/api/admin/users",
-          "/api/auth/login", "/api/auth/signup", "/api/auth/user"}) {
-      if (req.path == route) context.route = route;
-    }
-    res.set_header("X-Request-Id", context.request_id);
-    return httplib::Server::HandlerResponse::Unhandled;
+  server.set_pre_routing_handler([&config](const httplib::Request &req, httplib::Response &res) {
+    // Already screened when the client sent Expect: 100-continue.
+    if (context.started) return httplib::Server::HandlerResponse::Unhandled;
+    return Screen(config, req, res) ? httplib::Server::HandlerResponse::Handled
+                                    : httplib::Server::HandlerResponse::Unhandled;
   });
-  server.Post("/api/webhooks/clerk", [&pool](const httplib::Request &req, httplib::Response &res) {
-    context.route = "/api/webhooks/clerk";
-    HandleWebhook(pool, req, res);
-  });
-  server.Get("/api/me", [&pool](const httplib::Request &req, httplib::Response &res) {
-    context.route = "/api/me";
-    Step me;
-    me.name = "jnx_me";
-    me.sql = kMeSql;
-    HandleSession(pool, req, res, std::move(me));
-  });
-  server.Get("/api/admin/users", [&pool](const httplib::Request &req, httplib::Response &res) {
-    context.route = "/api/admin/users";
-    // The org filter (platform admins only) stays alive for the call.
-    const std::string org = req.get_param_value("org");
-    Step list;
-    list.name = "jnx_admin_users";
-    list.sql = kAdminUsersSql;
-    list.params = {req.has_param("org") ? Param{org.c_str(), static_cast<int>(org.size()), false}
-                                        : Param{}};
-    HandleSession(pool, req, res, std::move(list));
-  });
-  // The old Next.js routes are retired, not silently missing.
-  for (const char *route : kRetiredRoutes) {
-    auto gone = [route](const httplib::Request &, httplib::Response &res) {
-      context.route = route;
-      res.status = 410;
-      res.set_content(
-          "{\"error\":\"gone\",\"detail\":\"This route was retired; see docs/API.md "
-          "(Retired routes) for its replacement.\"}",
-          "application/json");
-      context.outcome = "gone";
+  // A client that waits for 100 Continue is refused before it sends its body.
+  server.set_expect_100_continue_handler(
+      [&config](const httplib::Request &req, httplib::Response &res) {
+        return Screen(config, req, res) ? res.status : 100;
+      });
+  Pool &db = *pool;
+  for (const Route &route : kRoutes) {
+    auto handler = [&route, &db, &config](const httplib::Request &req, httplib::Response &res) {
+      Handle(route, db, config, req, res);
     };
-    server.Get(route, gone);
-    server.Post(route, gone);
-    server.Put(route, gone);
-    server.Delete(route, gone);
-    server.Patch(route, gone);
+    switch (route.kind) {
+      case RouteKind::kWebhook:
+        // The content-reader form: cpp-httplib leaves the body unread; the
+        // handler reads it through the connection, bounded for every framing.
+        server.Post(route.path, [handler](const httplib::Request &req, httplib::Response &res,
+                                          const httplib::ContentReader &) { handler(req, res); });
+        break;
+      case RouteKind::kRetired: break;  // answered by the screen, whatever the method
+      default: server.Get(route.path, handler); break;
+    }
   }
-  server.Get("/healthz", [](const httplib::Request &, httplib::Response &res) {
-    context.route = "/healthz";
-    res.set_content("{\"status\":\"ok\"}", "application/json");
-  });
-  server.Get("/readyz", [&pool](const httplib::Request &, httplib::Response &res) {
-    context.route = "/readyz";
-    HandleReady(pool, res);
-  });
   server.set_error_handler([](const httplib::Request &req, httplib::Response &res) {
-    if (!res.body.empty()) return;
-    // cpp-httplib refuses a header line over its compiled 8 KiB limit with a
-    // 400 before any route runs; on a session route that line is the token.
-    if (res.status == 400 && (req.path == "/api/me" || req.path == "/api/admin/users")) {
-      Unauthorized(res, "invalid_token", true);
+    if (!context.started) {
+      RefuseUnrouted(req, res);
       return;
     }
+    if (!res.body.empty()) return;
     switch (res.status) {
       case 404: JsonError(res, 404, "not_found"); break;
       case 413: JsonError(res, 413, "payload_too_large"); break;
       default: JsonError(res, res.status, "bad_request"); break;
     }
   });
+  server.set_post_routing_handler([](const httplib::Request &, httplib::Response &res) {
+    const ConnectionStream *conn = CurrentConnection();
+    if (conn != nullptr && conn->close_after_response()) {
+      res.headers.erase("Keep-Alive");
+      res.headers.erase("Connection");
+      res.set_header("Connection", "close");
+    }
+  });
   server.set_exception_handler(
       [](const httplib::Request &, httplib::Response &res, const std::exception_ptr &) {
+        CloseConnection();
         JsonError(res, 500, "internal_error");
       });
   server.set_logger([](const httplib::Request &req, const httplib::Response &res) {
     RequestLog entry;
     entry.request_id = context.started ? context.request_id : NewRequestId();
     entry.method = req.method;
-    entry.route = context.route.empty() ? "unmatched" : context.route;
+    entry.route = context.route != nullptr ? context.route->path : "unmatched";
     entry.status = res.status;
     if (context.started) {
       entry.duration_ms = std::chrono::duration<double, std::milli>(
