@@ -2,7 +2,7 @@
 #
 #   make            build the extension and the shim
 #   make install    install the extension into the PostgreSQL found by pg_config
-#   make run        set up a private cluster, install, start the shim (see README)
+#   make run        set up a private cluster, install, start the shim behind nginx (see README)
 #   make test       the same set-up, then every suite (what CI runs)
 #   make installcheck   pg_regress against a running server (PGHOST/PGPORT/PGUSER)
 
@@ -25,7 +25,7 @@ UPGRADES       = $(notdir $(wildcard extension/upgrade/*.sql))
 MODULEDIR  = extension
 DATA       = extension/$(EXTENSION_NAME).control $(wildcard extension/released/*.sql)
 DATA_built = extension/$(EXTENSION_NAME)--$(EXTVERSION).sql $(addprefix extension/,$(UPGRADES))
-EXTRA_CLEAN = extension/$(EXTENSION_NAME)--*.sql
+EXTRA_CLEAN = extension/$(EXTENSION_NAME)--*.sql $(OBJS:.o=.d)
 
 REGRESS      = setup webhook_sign webhook_verify secrets ingest sync_users sync_orgs \
                sync_memberships replay session
@@ -35,7 +35,9 @@ PG_CONFIG ?= pg_config
 PG_INCLUDE_SERVER := $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
 # PostgreSQL's headers as system headers: -Werror applies to our code only.
 PG_CPPFLAGS = -isystem $(PG_INCLUDE_SERVER) -Iextension
-PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -fvisibility=hidden
+# -MMD: PGXS tracks no header dependencies here; without them a changed header
+# leaves stale objects that still link (an undeclared function went unnoticed).
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -fvisibility=hidden -MMD -MP
 SHLIB_LINK  = -lssl -lcrypto -ljansson -lstdc++
 
 # No LLVM bitcode: JIT inlining of these functions buys nothing, and clang
@@ -52,6 +54,8 @@ all install installcheck:
 else
 include $(PGXS)
 endif
+
+-include $(OBJS:.o=.d)
 
 # Everything below is ours, outside PGXS.
 BUILD      = build

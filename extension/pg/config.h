@@ -43,6 +43,9 @@ struct TableCache {
 void InitConfigCache();
 void RegisterTableCache(TableCache *cache);
 
+// Registers the token cache and the identity callbacks (token_fns.cpp).
+void InitTokenCache();
+
 // One column to read: its name and the type it must have.
 struct ConfigColumn {
   const char *name;
