@@ -83,7 +83,7 @@ SQL
   check "$version -> $CURRENT: new events apply to migrated rows" equals "$(echo $out)" "processed org_new"
   if [[ $has_sessions == 1 ]]; then
     check "$version -> $CURRENT: the stored key set and policy still verify a session token" \
-      equals "$(q "$db" -v tok="$TOKEN" -c "SELECT jnx.verify_session_token(:'tok')->>'sub'")" "user_alice"
+      equals "$(echo "SELECT jnx.verify_session_token(:'tok')->>'sub'" | q "$db" -v tok="$TOKEN")" "user_alice"
   fi
   q postgres -c "DROP DATABASE $db"
 done
