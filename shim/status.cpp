@@ -33,6 +33,7 @@ constexpr Rule kRules[] = {
     {"JX108", Scope::kSession, {401, "invalid_token", Extra::kInvalidToken}},
     {"JX109", Scope::kSession, {503, "sessions_not_configured", Extra::kRetryAfter}},
     {"JX110", Scope::kSession, {503, "sessions_not_configured", Extra::kRetryAfter}},
+    {"JX111", Scope::kSession, {401, "invalid_token", Extra::kInvalidToken}},
     {"JX201", Scope::kSession, {401, "not_authenticated", Extra::kBearerRealm}},
     {"JX202", Scope::kSession, {403, "forbidden", Extra::kNone}},
     // Our statement_timeout, or the shim gave up and cancelled: the query

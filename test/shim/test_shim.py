@@ -776,6 +776,12 @@ def hostile_tokens_are_401_write_nothing_and_crash_nothing():
         "empty segments": "..",
         "not a JWT": "hello",
         "100 KB of claims": mint(session_claims(user, pad="x" * 100_000)),
+        # Signed by our key, for our issuer and party, but not session tokens (JX111).
+        "OAuth access token (typ at+jwt)": mint(session_claims(user, azp="https://app.jnx.test"),
+                                                header='{"alg":"RS256","kid":"ins_dev","typ":"at+jwt"}'),
+        "JWT-template token (cat)": mint(session_claims(user, azp="https://app.jnx.test"),
+                                         header='{"alg":"RS256","kid":"ins_dev","typ":"JWT","cat":"cl_B7d4PD222AAA"}'),
+        "machine token (sub mch_)": mint(session_claims("mch_2bot", azp="https://app.jnx.test")),
     }
     jwk = open(os.path.join(os.environ["JNX_BASE"], "dev-jwk.json")).read().strip().encode()
     hs_input = b64(b'{"alg":"HS256","kid":"ins_dev"}') + "." + p64
@@ -815,6 +821,69 @@ def hostile_tokens_are_401_write_nothing_and_crash_nothing():
     expect(int(audits_after) - int(audits_before) == 2, f"audit rows {audits_before} -> {audits_after}")
     log = open(os.environ["JNX_SHIM_LOG"], encoding="utf-8", errors="replace").read()
     expect(s64[:40] not in log and p64[:40] not in log, "a token reached the log")
+
+
+@test
+def planted_public_overloads_never_run_as_the_owner_over_http():
+    # The review's attack: any role with CREATE on a schema of the shim's
+    # search_path plants a more specific overload of a pg_catalog function the
+    # owner code used (0.3.0 ran it as the owner on one GET /api/me).
+    planter = f"jnx_http_planter_{RUN}"
+    psql(f"""CREATE TABLE public.http_tripwire_{RUN} (ran_as text);
+             GRANT INSERT ON public.http_tripwire_{RUN} TO PUBLIC;
+             CREATE ROLE {planter};
+             GRANT CREATE, USAGE ON SCHEMA public TO {planter};""")
+    try:
+        psql(f"""SET ROLE {planter};
+                 CREATE FUNCTION public.array_to_string(text[], text) RETURNS text LANGUAGE sql AS
+                   'INSERT INTO public.http_tripwire_{RUN} VALUES (current_user);
+                    SELECT pg_catalog.array_to_string($1::pg_catalog.anyarray, $2)';
+                 CREATE FUNCTION public.convert_from(bytea, name) RETURNS text LANGUAGE sql AS
+                   'INSERT INTO public.http_tripwire_{RUN} VALUES (current_user);
+                    SELECT pg_catalog.convert_from($1, $2)';""")
+        # Fresh backends: every pooled connection must load its caches anew.
+        psql("SELECT jnx.set_token_policy(token_config.issuers, token_config.authorized_parties) "
+             "FROM jnx.token_config")
+        psql("SELECT jnx.set_webhook_secrets(VARIADIC array_agg(secret ORDER BY position)) FROM jnx.webhook_secrets")
+        for i in range(8):
+            status, _, data = get("/api/me", mint(session_claims(f"user_planted{i}_{RUN}")))
+            expect_status(status, 200, data)
+            expect_status(deliver(user_event(f"user_planted_hook{i}"))[0], 200)
+        ran = psql(f"SELECT coalesce(string_agg(DISTINCT ran_as, ','), '') FROM public.http_tripwire_{RUN}")
+        expect(ran == "", f"planted functions ran as: {ran}")
+        supers = psql(f"SELECT rolsuper FROM pg_roles WHERE rolname = '{planter}'")
+        expect(supers == "f", "the planter became superuser")
+    finally:
+        psql(f"""DROP OWNED BY {planter}; REVOKE ALL ON SCHEMA public FROM {planter}; DROP ROLE {planter};
+                 DROP TABLE public.http_tripwire_{RUN};""")
+
+
+@test
+def statement_logging_never_writes_a_token_or_a_body():
+    # An operator who turns on duration logging must not get tokens and
+    # webhook bodies (emails) in the server log: the shim binds them as
+    # parameters, and the extension sets log_parameter_max_length = 0 for
+    # the shim's role.
+    log_path = os.path.join(os.environ["JNX_BASE"], "postgresql.log")
+    start = os.path.getsize(log_path)
+    psql("ALTER SYSTEM SET log_min_duration_statement = 0")
+    psql("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+    try:
+        token = mint(session_claims(f"user_logged_{RUN}"))
+        expect_status(get("/api/me", token)[0], 200)
+        expect_status(get("/api/me", token[:-4] + "AAAA")[0], 401)
+        email = f"logged.{RUN}@example.com"
+        expect_status(deliver(user_event("user_logged_hook", email=email))[0], 200)
+    finally:
+        psql("ALTER SYSTEM RESET log_min_duration_statement")
+        psql("SELECT pg_reload_conf()")
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        f.seek(start)
+        text = f.read()
+    expect("duration:" in text and "jnx.authenticate" in text, "duration logging did not log the shim's statements")
+    expect(token.split(".")[2][:40] not in text and token.split(".")[1][:40] not in text, "a token reached the server log")
+    expect(email not in text, "a webhook body reached the server log")
 
 
 @test
