@@ -83,7 +83,7 @@ SQL
 status=0
 for c in 16 64; do
   tag=lg$(date +%s)c$c
-  out=$(./build/loadgen "$JNX_LISTEN" "$JNX_SECRET_FILE" "$c" "$E2E_SECONDS" 1000000 "$tag" "$conninfo") || status=1
+  out=$(./build/loadgen "$JNX_SHIM_LISTEN" "$JNX_SECRET_FILE" "$c" "$E2E_SECONDS" 1000000 "$tag" "$conninfo") || status=1
   echo "$out"
   shim_eps=$(sed -n 's/.*= *\([0-9]*\) events\/s.*/\1/p' <<<"$out")
   ref=$(pgbench -n -M prepared -c "$c" -j 2 -T "$E2E_SECONDS" -f "$work/ingest.sql" 2>/dev/null |
@@ -103,7 +103,7 @@ awk -v a="$ours" -v b="$speed" 'BEGIN { printf "  openssl speed rsa2048: %.0f ve
 echo
 echo "== 5. GET /api/me: jnx-shim (wrk -c 16) vs the same transaction in pgbench (${E2E_SECONDS}s each)"
 token=$($CLUSTER dev-token user_bench_me)
-me_out=$(wrk -t 2 -c 16 -d "${E2E_SECONDS}s" --latency -H "Authorization: Bearer $token" "http://$JNX_LISTEN/api/me")
+me_out=$(wrk -t 2 -c 16 -d "${E2E_SECONDS}s" --latency -H "Authorization: Bearer $token" "http://$JNX_SHIM_LISTEN/api/me")
 shim_rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$me_out")
 non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$me_out")
 p50=$(awk '$1 == "50%" {print $2}' <<<"$me_out")
