@@ -189,6 +189,10 @@ LoadTicket ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int n
   return ticket;
 }
 
+void ReceiveConfigChanges() {
+  AcceptInvalidationMessages();
+}
+
 int64 UnixSeconds(TimestampTz ts) {
   if (TIMESTAMP_NOT_FINITE(ts)) {
     ereport(ERROR, (errhidestmt(true), errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
@@ -201,6 +205,7 @@ int64 UnixSeconds(TimestampTz ts) {
 }
 
 SecretKeys CurrentWebhookKeys() {
+  ReceiveConfigChanges();
   if (!secrets_cache.valid()) LoadSecrets();
   return cached_keys;
 }

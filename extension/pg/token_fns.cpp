@@ -116,6 +116,7 @@ void LoadTokenConfig() {
 }
 
 const TokenConfig &CurrentTokenConfig() {
+  ReceiveConfigChanges();
   if (!token_cache.valid() || token_config == nullptr) LoadTokenConfig();
   if (!token_config->configured) {
     ereport(ERROR,

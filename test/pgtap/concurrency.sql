@@ -7,7 +7,7 @@
 \i :tokens_file
 \set QUIET 1
 CREATE EXTENSION IF NOT EXISTS dblink;
-SELECT plan(15);
+SELECT plan(18);
 
 CREATE SCHEMA conc;
 -- A libpq conninfo for another session on this database, as this user.
@@ -61,6 +61,37 @@ SELECT throws_ok(format('SELECT jnx.verify_session_token(%L)', :'tok_stranger'),
 SELECT lives_ok(format('SELECT jnx.verify_session_token(%L)', :'tok_alice'),
                 'and the remaining key still verifies');
 RESET lock_timeout;
+
+-- 1b. Inside one open transaction (each isolation level): a key removed and
+--     committed by another session is refused at the next call, not at the
+--     next transaction.
+SELECT jnx.set_jwks(:'jwks_with_stranger');
+CREATE FUNCTION conc.removed_key_in_open_transaction(isolation text, token text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    outcome text;
+BEGIN
+    PERFORM dblink_exec('caller', 'BEGIN ISOLATION LEVEL ' || isolation);
+    PERFORM * FROM dblink('caller', format('SELECT jnx.verify_session_token(%L)::text', token)) AS t(r text);
+    PERFORM conc.remote('admin', format('SELECT jnx.set_jwks(%L)::text', current_setting('conc.jwks')));
+    BEGIN
+        PERFORM * FROM dblink('caller', format('SELECT jnx.verify_session_token(%L)::text', token)) AS t(r text);
+        outcome := 'accepted';
+    EXCEPTION WHEN OTHERS THEN
+        outcome := SQLSTATE;
+    END;
+    PERFORM dblink_exec('caller', 'ROLLBACK');
+    PERFORM conc.remote('admin', format('SELECT jnx.set_jwks(%L)::text', current_setting('conc.jwks_with_stranger')));
+    RETURN outcome;
+END
+$$;
+SELECT set_config('conc.jwks', :'jwks', false) IS NULL, set_config('conc.jwks_with_stranger', :'jwks_with_stranger', false) IS NULL;
+SELECT dblink_connect('caller', conc.conninfo('conc_caller'));
+SELECT is(conc.removed_key_in_open_transaction(iso, :'tok_stranger'), 'JX102',
+          'a key removed while a ' || iso || ' transaction runs is refused in that transaction')
+  FROM unnest(ARRAY['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE']) iso;
+SELECT dblink_disconnect('caller');
+SELECT jnx.set_jwks(:'jwks');
 
 -- 2. The same for webhook secrets: a failed reload must not make the
 --    configured secret look missing (JX004, which the shim answers 503).
