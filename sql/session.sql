@@ -190,6 +190,35 @@ SELECT jnx.is_admin() AS platform_admin,
 SELECT count(*) AS users_visible_to_platform_admin FROM jnx.users;
 COMMIT;
 
+-- A session token outlives Clerk's state by up to a minute. Once the webhook
+-- says the admin's membership ended, or the user is deleted, the token's org
+-- role grants nothing more (a membership not delivered yet counts for it).
+BEGIN;
+SELECT regress.deliver('msg_carol_left', regress.membership_event('organizationMembership.deleted', 'orgmem_cx',
+                       'org_x', 'user_carol', 'org:admin', 1700000005000))->>'status' AS membership_ended;
+SELECT jnx.authenticate(:'tok_carol') IS NOT NULL AS carol;
+SET LOCAL ROLE authenticated;
+SELECT regress.outcome('SELECT jnx.admin_list_users()') AS list_after_membership_ended;
+SELECT (SELECT count(*) FROM jnx.users) AS users_visible, (SELECT count(*) FROM jnx.orgs) AS orgs_visible,
+       (SELECT count(*) FROM jnx.audit_logs) AS audit_rows_visible;
+ROLLBACK;
+BEGIN;
+SELECT regress.deliver('msg_carol_deleted', regress.deleted_event('user.deleted', 'user_carol', 1700000005000))->>'status'
+       AS user_deleted;
+SELECT jnx.authenticate(:'tok_carol') IS NOT NULL AS carol;
+SET LOCAL ROLE authenticated;
+SELECT regress.outcome('SELECT jnx.admin_list_users()') AS list_after_user_deleted;
+SELECT regress.outcome('SELECT jnx.me()') AS me_after_user_deleted;
+SELECT (SELECT count(*) FROM jnx.users WHERE deleted_at IS NULL) AS live_users_visible,
+       (SELECT count(*) FROM jnx.orgs) AS orgs_visible, (SELECT count(*) FROM jnx.audit_logs) AS audit_rows_visible;
+ROLLBACK;
+-- Still an admin while the membership holds.
+BEGIN;
+SELECT jnx.authenticate(:'tok_carol') IS NOT NULL AS carol;
+SET LOCAL ROLE authenticated;
+SELECT jsonb_array_length(jnx.admin_list_users()) AS members_listed;
+COMMIT;
+
 REVOKE ALL ON FUNCTION regress.outcome(text) FROM authenticated;
 REVOKE ALL ON SCHEMA regress FROM authenticated;
 

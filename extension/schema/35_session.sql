@@ -40,22 +40,45 @@ $$;
 COMMENT ON FUNCTION jnx.is_admin() IS 'True when this transaction''s user is a platform admin.';
 REVOKE ALL ON FUNCTION jnx.is_admin() FROM PUBLIC;
 
--- Org admin of the active organization, in either claim version.
+-- Whether the token's active organization still counts for this caller. A
+-- session token lives up to a minute after Clerk's state changed: once the
+-- webhook has told us that the user is deleted, that the org is deleted, or
+-- that every membership of the user in that org has ended, the token's org
+-- and role grant nothing more. A membership the webhook has not delivered
+-- yet does not count against the token (never wait on the webhook).
+CREATE OR REPLACE FUNCTION jnx._active_org_live() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jnx.org_id() IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM jnx.users u
+                        WHERE u.clerk_user_id = jnx.user_id() AND u.deleted_at IS NOT NULL)
+       AND NOT EXISTS (SELECT 1 FROM jnx.orgs o
+                        WHERE o.clerk_org_id = jnx.org_id() AND o.deleted_at IS NOT NULL)
+       AND NOT EXISTS (
+           SELECT 1 FROM jnx.memberships m
+             JOIN jnx.users u ON u.id = m.user_id JOIN jnx.orgs o ON o.id = m.org_id
+            WHERE u.clerk_user_id = jnx.user_id() AND o.clerk_org_id = jnx.org_id()
+           HAVING count(*) > 0 AND count(*) FILTER (WHERE m.deleted_at IS NULL) = 0)
+$$;
+REVOKE ALL ON FUNCTION jnx._active_org_live() FROM PUBLIC;
+
+-- Org admin of the active organization, in either claim version, while that
+-- organization still counts (see above).
 CREATE OR REPLACE FUNCTION jnx._is_org_admin() RETURNS boolean
 LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(jnx.org_role() IN ('org:admin', 'admin'), false)
+    SELECT coalesce(jnx.org_role() IN ('org:admin', 'admin'), false) AND jnx._active_org_live()
 $$;
 REVOKE ALL ON FUNCTION jnx._is_org_admin() FROM PUBLIC;
 
--- The orgs this transaction's user belongs to (live memberships) and the
--- active org of the token. SECURITY DEFINER so that policies can use it
--- without policies recursing into each other.
+-- The orgs this transaction's user belongs to (live memberships of a live
+-- user) and the active org of the token while it counts. SECURITY DEFINER so
+-- that policies can use it without policies recursing into each other.
 CREATE OR REPLACE FUNCTION jnx._my_org_ids() RETURNS SETOF uuid
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
     SELECT m.org_id FROM jnx.memberships m JOIN jnx.users u ON u.id = m.user_id
-     WHERE u.clerk_user_id = jnx.user_id() AND m.deleted_at IS NULL
+     WHERE u.clerk_user_id = jnx.user_id() AND m.deleted_at IS NULL AND u.deleted_at IS NULL
     UNION
-    SELECT o.id FROM jnx.orgs o WHERE o.clerk_org_id = jnx.org_id() AND o.deleted_at IS NULL
+    SELECT o.id FROM jnx.orgs o
+     WHERE o.clerk_org_id = jnx.org_id() AND o.deleted_at IS NULL AND jnx._active_org_live()
 $$;
 REVOKE ALL ON FUNCTION jnx._my_org_ids() FROM PUBLIC;
 
@@ -120,6 +143,9 @@ DECLARE
     uid CONSTANT text := jnx._require_identity();
     target CONSTANT text := coalesce(p_org, jnx.org_id());
 BEGIN
+    IF EXISTS (SELECT 1 FROM jnx.users u WHERE u.clerk_user_id = uid AND u.deleted_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'not authorized' USING ERRCODE = 'JX202', DETAIL = 'The user has been deleted.';
+    END IF;
     IF NOT jnx.is_admin()
        AND (target IS NULL OR target IS DISTINCT FROM jnx.org_id() OR NOT jnx._is_org_admin()) THEN
         RAISE EXCEPTION 'not authorized' USING ERRCODE = 'JX202',

@@ -36,7 +36,7 @@ ALTER ROLE jnx_authenticator SET log_parameter_max_length_on_error = 0;
 GRANT EXECUTE ON FUNCTION jnx.ingest_clerk_webhook(text, text, text, bytea) TO jnx_authenticator;
 GRANT EXECUTE ON FUNCTION jnx.authenticate(text) TO jnx_authenticator;
 GRANT EXECUTE ON FUNCTION jnx.claims(), jnx.user_id(), jnx.org_id(), jnx.org_role(), jnx.is_admin(),
-    jnx._is_org_admin(), jnx._my_org_ids(), jnx._require_identity(), jnx.me(),
+    jnx._is_org_admin(), jnx._active_org_live(), jnx._my_org_ids(), jnx._require_identity(), jnx.me(),
     jnx.admin_list_users(text) TO authenticated;
 GRANT EXECUTE ON FUNCTION jnx.get_user_by_clerk_id(text) TO service_role;
 
