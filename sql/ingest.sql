@@ -72,3 +72,11 @@ SELECT regress.outcome($$SELECT jnx.upsert_user('', '{}')$$) AS empty_id;
 SELECT regress.outcome($$SELECT jnx.upsert_user('user_9', '[]')$$) AS not_object;
 SELECT regress.outcome($$SELECT jnx.upsert_user('user_9', '{"id": "user_8"}')$$) AS other_id;
 SELECT count(*) AS user_9_rows FROM jnx.users WHERE clerk_user_id = 'user_9';
+
+-- A signed document nested deeper than the server's stack allows is kept as a
+-- dead letter (class 54), never an error that loses it on every retry.
+SET max_stack_depth = '200kB';
+SELECT regress.deliver_raw('msg_deep', convert_to(repeat('[', 50000) || repeat(']', 50000), 'UTF8')) AS deep;
+RESET max_stack_depth;
+SELECT status, left(error, 24) AS error, octet_length(payload) AS kept_bytes
+  FROM jnx.webhook_events WHERE svix_id = 'msg_deep';

@@ -1,7 +1,8 @@
 -- Verifying and applying deliveries: jnx.ingest_clerk_webhook, jnx.replay_webhook.
 
 -- Applies one verified payload in the caller's transaction. Data that can
--- never be applied (class 22, class 23, JX310) is caught here and reported as
+-- never be applied (class 22, class 23, class 54 such as a document nested
+-- deeper than the stack allows, JX310) is caught here and reported as
 -- outcome 'dead_letter'; anything else (serialization failure, deadlock,
 -- shutdown) propagates, so the whole delivery rolls back and can be retried.
 CREATE OR REPLACE FUNCTION jnx._apply_event(
@@ -53,7 +54,8 @@ BEGIN
         outcome := CASE WHEN applied IS NULL THEN 'ignored'
                         WHEN applied THEN 'processed' ELSE 'stale' END;
     EXCEPTION
-        WHEN data_exception OR integrity_constraint_violation OR SQLSTATE 'JX310' THEN
+        WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded
+             OR SQLSTATE 'JX310' THEN
             GET STACKED DIAGNOSTICS failure_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
             outcome := 'dead_letter';
             failure := failure_state || ': ' || message;
