@@ -25,14 +25,21 @@
 namespace jnx::shim {
 namespace {
 
+// Every name qualified: these statements are parsed under the login role's
+// search_path ("$user", public), where any role with CREATE on public could
+// add, say, a ->>(jsonb, jsonb) that reads 'status' as jsonb and fails every
+// delivery.
 constexpr const char *kIngestSql =
-    "SELECT r::text, r->>'status' FROM jnx.ingest_clerk_webhook($1::text, $2::text, $3::text, "
-    "$4::bytea) AS r";
+    "SELECT r::pg_catalog.text, r OPERATOR(pg_catalog.->>) 'status'::pg_catalog.text "
+    "FROM jnx.ingest_clerk_webhook($1::pg_catalog.text, $2::pg_catalog.text, "
+    "$3::pg_catalog.text, $4::pg_catalog.bytea) AS r";
 constexpr const char *kVersionSql =
-    "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'jnx_auth'";
-constexpr const char *kAuthenticateSql = "SELECT jnx.authenticate($1::text) IS NOT NULL";
-constexpr const char *kMeSql = "SELECT jnx.me()::text";
-constexpr const char *kAdminUsersSql = "SELECT jnx.admin_list_users($1::text)::text";
+    "SELECT extversion FROM pg_catalog.pg_extension "
+    "WHERE extname OPERATOR(pg_catalog.=) 'jnx_auth'::pg_catalog.name";
+constexpr const char *kAuthenticateSql = "SELECT jnx.authenticate($1::pg_catalog.text) IS NOT NULL";
+constexpr const char *kMeSql = "SELECT jnx.me()::pg_catalog.text";
+constexpr const char *kAdminUsersSql =
+    "SELECT jnx.admin_list_users($1::pg_catalog.text)::pg_catalog.text";
 constexpr const char *kGoneBody =
     R"({"error":"gone","detail":"This route was retired; see docs/API.md, section \"Retired routes\"."})";
 constexpr const char *kRetryAfterSeconds = "5";
@@ -295,17 +302,23 @@ void HandleWebhook(Pool &pool, const Config &config, httplib::Response &res) {
   context.outcome = r.columns[1].value_or("");
 }
 
-// "Authorization: Bearer <token>" (scheme case-insensitive). False when absent.
-bool BearerToken(const httplib::Request &req, std::string *token) {
-  const std::string value = req.get_header_value("Authorization");
-  if (value.size() < 8) return false;
-  std::string scheme = value.substr(0, 7);
+// "Authorization: Bearer <token>" (scheme case-insensitive), read from the
+// header as sent: cpp-httplib's copy has %XX decoded, so "Bearer%20<token>"
+// or a token with "%2E" for its dots would reach the database as the same
+// token while the edge, which keys its per-token rate limit on the raw
+// header, saw another key or none. False when absent, sent twice, or not a
+// plain JWT (printable ASCII without spaces).
+bool BearerToken(std::string *token) {
+  const ConnectionStream *conn = CurrentConnection();
+  if (conn == nullptr) return false;
+  const std::vector<std::string_view> values = HeaderValues(conn->raw_headers(), "authorization");
+  if (values.size() != 1 || values[0].size() < 8) return false;
+  std::string scheme(values[0].substr(0, 7));
   for (char &c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (scheme != "bearer ") return false;
-  *token = value.substr(7);
-  // A JWT is printable ASCII; anything else is refused here (as invalid).
+  token->assign(values[0].substr(7));
   for (char c : *token) {
-    if (c <= ' ' || c > '~') {
+    if (c <= ' ' || c > '~' || c == '%') {
       token->clear();
       return false;
     }
@@ -316,9 +329,9 @@ bool BearerToken(const httplib::Request &req, std::string *token) {
 // One transaction on a pooled connection, PostgREST's way: authenticate with
 // the bearer token, switch to the authenticated role, call, commit. The
 // identity ends with the transaction, so nothing survives on the connection.
-void HandleSession(Pool &pool, const httplib::Request &req, httplib::Response &res, Step call) {
+void HandleSession(Pool &pool, httplib::Response &res, Step call) {
   std::string token;
-  if (!BearerToken(req, &token)) {
+  if (!BearerToken(&token)) {
     Unauthorized(res, "missing_token", false);
     return;
   }
@@ -365,7 +378,7 @@ void Handle(const Route &route, Pool &pool, const Config &config, const httplib:
       Step me;
       me.name = "jnx_me";
       me.sql = kMeSql;
-      HandleSession(pool, req, res, std::move(me));
+      HandleSession(pool, res, std::move(me));
       return;
     }
     case RouteKind::kAdminUsers: {
@@ -380,7 +393,7 @@ void Handle(const Route &route, Pool &pool, const Config &config, const httplib:
       list.sql = kAdminUsersSql;
       list.params = {req.has_param("org") ? Param{org.c_str(), static_cast<int>(org.size()), false}
                                           : Param{}};
-      HandleSession(pool, req, res, std::move(list));
+      HandleSession(pool, res, std::move(list));
       return;
     }
     case RouteKind::kHealth: res.set_content("{\"status\":\"ok\"}", "application/json"); return;
@@ -468,6 +481,12 @@ int main() {
   server.set_keep_alive_timeout(5);
 
   server.set_pre_routing_handler([&config](const httplib::Request &req, httplib::Response &res) {
+    // Range requests are ignored (RFC 9110 allows it): cpp-httplib would cut
+    // JSON answers into multipart/byteranges, many times the request's size,
+    // or answer an empty 416. It parsed them into the request before this
+    // handler, which is the last point before it applies them.
+    const_cast<httplib::Request &>(req)
+        .ranges.clear();  // NOLINT(cppcoreguidelines-pro-type-const-cast)
     // Already screened when the client sent Expect: 100-continue.
     if (context.started) return httplib::Server::HandlerResponse::Unhandled;
     return Screen(config, req, res) ? httplib::Server::HandlerResponse::Handled
