@@ -434,6 +434,19 @@ def metrics_and_unknown_routes_are_404_at_the_edge_and_never_reach_the_shim():
 
 
 @test
+def every_answer_of_the_edge_is_json_also_for_an_unsupported_http_version():
+    for version in (b"HTTP/2.0", b"HTTP/3.0"):
+        status, headers, body, _ = raw_exchange(b"GET /healthz " + version + b"\r\nHost: x\r\n\r\n")
+        expect(status == 505, f"{version!r}: {status}")
+        expect(headers.get("content-type", "").startswith("application/json") and
+               json.loads(body) == {"error": "bad_request"}, f"{version!r}: {headers} {body[:80]!r}")
+    # Range is stripped: the whole document, never multipart/byteranges.
+    status, headers, body = request("GET", "/healthz", headers={"Range": "bytes=" + ",".join(["0-"] * 2000)})
+    expect(status == 200 and json.loads(body) == {"status": "ok"} and "content-range" not in headers,
+           f"{status} {headers} {body[:80]!r}")
+
+
+@test
 def the_shims_own_answers_pass_through_unchanged():
     rid = f"edge-test-{RUN}"
     status, headers, body = request("GET", "/api/me", headers={"X-Request-Id": rid})
