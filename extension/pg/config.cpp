@@ -189,8 +189,9 @@ LoadTicket ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int n
   return ticket;
 }
 
-void ReceiveConfigChanges() {
+bool CacheIsCurrent(const TableCache &cache) {
   AcceptInvalidationMessages();
+  return cache.valid();
 }
 
 int64 UnixSeconds(TimestampTz ts) {
@@ -205,8 +206,7 @@ int64 UnixSeconds(TimestampTz ts) {
 }
 
 SecretKeys CurrentWebhookKeys() {
-  ReceiveConfigChanges();
-  if (!secrets_cache.valid()) LoadSecrets();
+  if (!CacheIsCurrent(secrets_cache)) LoadSecrets();
   return cached_keys;
 }
 

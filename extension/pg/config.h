@@ -73,12 +73,13 @@ inline void MarkLoaded(TableCache *cache, LoadTicket ticket) {
   if (ticket.cacheable) cache->loaded = ticket.generation;
 }
 
-// Processes the invalidations other backends have sent since this backend
-// last looked. PostgreSQL does so at transaction start and when it takes a
-// new lock; a transaction that has used a cache would otherwise keep
-// accepting a key removed (and committed) while it runs. Cheap when the queue
-// holds nothing for us: an unlocked flag test.
-void ReceiveConfigChanges();
+// Whether the cache may be used as it is. Processes first the invalidations
+// other backends have sent since this backend last looked: PostgreSQL does so
+// only at transaction start and when it takes a new lock, so a transaction
+// that has used a cache would otherwise keep accepting a key removed (and
+// committed) while it runs. Cheap when nothing is queued for us: an unlocked
+// flag test.
+bool CacheIsCurrent(const TableCache &cache);
 
 // Unix seconds of a finite timestamptz (floor); raises 22008 for infinity.
 int64 UnixSeconds(TimestampTz ts);

@@ -116,8 +116,7 @@ void LoadTokenConfig() {
 }
 
 const TokenConfig &CurrentTokenConfig() {
-  ReceiveConfigChanges();
-  if (!token_cache.valid() || token_config == nullptr) LoadTokenConfig();
+  if (!CacheIsCurrent(token_cache) || token_config == nullptr) LoadTokenConfig();
   if (!token_config->configured) {
     ereport(ERROR,
             (errhidestmt(true), errcode(kTokenNotConfigured),
