@@ -479,6 +479,10 @@ int main() {
   server.set_read_timeout(10, 0);
   server.set_write_timeout(10, 0);
   server.set_keep_alive_timeout(5);
+  // cpp-httplib closes a kept-alive connection after 5 requests by default:
+  // every client then reconnects every fifth request and queues behind the
+  // other connections for a thread. nginx allows 1000 (keepalive_requests).
+  server.set_keep_alive_max_count(1000);
 
   server.set_pre_routing_handler([&config](const httplib::Request &req, httplib::Response &res) {
     // Range requests are ignored (RFC 9110 allows it): cpp-httplib would cut

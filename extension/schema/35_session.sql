@@ -32,10 +32,15 @@ COMMENT ON FUNCTION jnx.org_role() IS 'The role in the active organization (org:
 REVOKE ALL ON FUNCTION jnx.claims(), jnx.user_id(), jnx.org_id(), jnx.org_role() FROM PUBLIC;
 
 -- Platform admin: users.role = 'admin' (from Clerk public_metadata.role).
+-- (These are PL/pgSQL rather than SQL: PostgreSQL 15 parses and plans a SQL
+-- function it cannot inline, as a definer function never is, on every call;
+-- PL/pgSQL keeps its plans for the session.)
 CREATE OR REPLACE FUNCTION jnx.is_admin() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce((SELECT u.role = 'admin' FROM jnx.users u
-                      WHERE u.clerk_user_id = jnx.user_id() AND u.deleted_at IS NULL), false)
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN coalesce((SELECT u.role = 'admin' FROM jnx.users u
+                      WHERE u.clerk_user_id = jnx.user_id() AND u.deleted_at IS NULL), false);
+END
 $$;
 COMMENT ON FUNCTION jnx.is_admin() IS 'True when this transaction''s user is a platform admin.';
 REVOKE ALL ON FUNCTION jnx.is_admin() FROM PUBLIC;
@@ -47,8 +52,9 @@ REVOKE ALL ON FUNCTION jnx.is_admin() FROM PUBLIC;
 -- and role grant nothing more. A membership the webhook has not delivered
 -- yet does not count against the token (never wait on the webhook).
 CREATE OR REPLACE FUNCTION jnx._active_org_live() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jnx.org_id() IS NOT NULL
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN jnx.org_id() IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM jnx.users u
                         WHERE u.clerk_user_id = jnx.user_id() AND u.deleted_at IS NOT NULL)
        AND NOT EXISTS (SELECT 1 FROM jnx.orgs o
@@ -57,15 +63,18 @@ LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_ca
            SELECT 1 FROM jnx.memberships m
              JOIN jnx.users u ON u.id = m.user_id JOIN jnx.orgs o ON o.id = m.org_id
             WHERE u.clerk_user_id = jnx.user_id() AND o.clerk_org_id = jnx.org_id()
-           HAVING count(*) > 0 AND count(*) FILTER (WHERE m.deleted_at IS NULL) = 0)
+           HAVING count(*) > 0 AND count(*) FILTER (WHERE m.deleted_at IS NULL) = 0);
+END
 $$;
 REVOKE ALL ON FUNCTION jnx._active_org_live() FROM PUBLIC;
 
 -- Org admin of the active organization, in either claim version, while that
 -- organization still counts (see above).
 CREATE OR REPLACE FUNCTION jnx._is_org_admin() RETURNS boolean
-LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(jnx.org_role() IN ('org:admin', 'admin'), false) AND jnx._active_org_live()
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN coalesce(jnx.org_role() IN ('org:admin', 'admin'), false) AND jnx._active_org_live();
+END
 $$;
 REVOKE ALL ON FUNCTION jnx._is_org_admin() FROM PUBLIC;
 
@@ -73,12 +82,15 @@ REVOKE ALL ON FUNCTION jnx._is_org_admin() FROM PUBLIC;
 -- user) and the active org of the token while it counts. SECURITY DEFINER so
 -- that policies can use it without policies recursing into each other.
 CREATE OR REPLACE FUNCTION jnx._my_org_ids() RETURNS SETOF uuid
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY
     SELECT m.org_id FROM jnx.memberships m JOIN jnx.users u ON u.id = m.user_id
      WHERE u.clerk_user_id = jnx.user_id() AND m.deleted_at IS NULL AND u.deleted_at IS NULL
     UNION
     SELECT o.id FROM jnx.orgs o
-     WHERE o.clerk_org_id = jnx.org_id() AND o.deleted_at IS NULL AND jnx._active_org_live()
+     WHERE o.clerk_org_id = jnx.org_id() AND o.deleted_at IS NULL AND jnx._active_org_live();
+END
 $$;
 REVOKE ALL ON FUNCTION jnx._my_org_ids() FROM PUBLIC;
 

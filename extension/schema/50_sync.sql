@@ -7,23 +7,39 @@
 --  * a membership that arrives first creates provisional user and org rows;
 --  * locks are taken in one order: org, then user, then membership.
 
+-- Small helpers are plain SQL expressions that the planner inlines into the
+-- statement that calls them, planned once per session with it. Inlining
+-- needs a function without a SET clause, so they name everything with its
+-- schema (pg_catalog.=, not =): whatever search_path they are planned under,
+-- nothing else can be found. The checks stay apart from the casts (nested
+-- CASE), so that a constant argument is never cast before it is checked.
+
 -- Clerk sends every *_at as Unix milliseconds. Anything else (missing, not a
 -- number, out of range) is NULL rather than an error.
 CREATE OR REPLACE FUNCTION jnx._ms_to_timestamptz(ms jsonb) RETURNS timestamptz
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE
-        WHEN jsonb_typeof(ms) = 'number' AND (ms::text)::numeric BETWEEN 0 AND 253402300799999
-        THEN to_timestamp((ms::text)::numeric / 1000)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN pg_catalog.jsonb_typeof(ms) OPERATOR(pg_catalog.=) 'number' THEN
+        CASE WHEN ms::pg_catalog.numeric OPERATOR(pg_catalog.>=) 0
+                  AND ms::pg_catalog.numeric OPERATOR(pg_catalog.<=) 253402300799999
+             THEN pg_catalog.to_timestamp(
+                      (ms::pg_catalog.numeric OPERATOR(pg_catalog./) 1000)::pg_catalog.float8)
+        END
     END
 $$;
 
 CREATE OR REPLACE FUNCTION jnx._json_object_or_empty(value jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN jsonb_typeof(value) = 'object' THEN value ELSE '{}'::jsonb END
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN pg_catalog.jsonb_typeof(value) OPERATOR(pg_catalog.=) 'object' THEN value
+                ELSE '{}'::pg_catalog.jsonb END
 $$;
 
+-- Internal, and called only by functions that pin search_path: it runs under
+-- theirs. (A SET clause costs a configuration save and restore on every
+-- call; test/pgtap/owner_code.sql checks that every function without one is
+-- internal, a C function or an inlined helper, and executable by the owner
+-- only.)
 CREATE OR REPLACE FUNCTION jnx._require_object(clerk_id text, data jsonb, what text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF clerk_id IS NULL OR clerk_id = '' THEN
         RAISE EXCEPTION '% id is required', what USING ERRCODE = 'JX310';
@@ -42,8 +58,11 @@ REVOKE ALL ON FUNCTION jnx._require_object(text, jsonb, text) FROM PUBLIC;
 -- The user's active organization, as far as webhooks know it: the org of the
 -- oldest live membership (by Clerk's created_at, then id), so that the result
 -- does not depend on the order in which events arrived. NULL without one.
+-- (PL/pgSQL rather than SQL, here and below: PostgreSQL 15 parses and plans a
+-- SQL function that it cannot inline on every call, PL/pgSQL once per session.)
 CREATE OR REPLACE FUNCTION jnx._refresh_active_org(p_user_id uuid) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     UPDATE jnx.users u
        SET org_id = oldest.org_id, updated_at = now()
       FROM (SELECT (SELECT m.org_id
@@ -51,7 +70,8 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
                      WHERE m.user_id = p_user_id AND m.deleted_at IS NULL AND o.deleted_at IS NULL
                      ORDER BY m.clerk_created_at NULLS LAST, m.clerk_membership_id
                      LIMIT 1) AS org_id) AS oldest
-     WHERE u.id = p_user_id AND u.deleted_at IS NULL AND u.org_id IS DISTINCT FROM oldest.org_id
+     WHERE u.id = p_user_id AND u.deleted_at IS NULL AND u.org_id IS DISTINCT FROM oldest.org_id;
+END
 $$;
 REVOKE ALL ON FUNCTION jnx._refresh_active_org(uuid) FROM PUBLIC;
 
@@ -65,24 +85,23 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p_id CONSTANT text := $1;
     p_data CONSTANT jsonb := $2;
-    v_email text;
     v_metadata jsonb;
     result jnx.users;
 BEGIN
     PERFORM jnx._require_object(p_id, p_data, 'user');
-    IF jsonb_typeof(p_data->'email_addresses') = 'array' THEN
-        SELECT e->>'email_address' INTO v_email
-            FROM jsonb_array_elements(p_data->'email_addresses') AS e
-            WHERE jsonb_typeof(e) = 'object' AND e->>'id' = p_data->>'primary_email_address_id'
-            LIMIT 1;
-    END IF;
     v_metadata := jnx._json_object_or_empty(p_data->'public_metadata');
 
     INSERT INTO jnx.users AS u
         (clerk_user_id, email, first_name, last_name, username, image_url, role,
          public_metadata, sync_state, clerk_created_at, clerk_updated_at)
     VALUES
-        (p_id, v_email, p_data->>'first_name', p_data->>'last_name',
+        (p_id,
+         -- The primary address: the first object in email_addresses whose
+         -- id is primary_email_address_id (strict: no array, no address).
+         jsonb_path_query_first(
+             p_data, 'strict $.email_addresses[*] ? (@.type() == "object" && @.id == $id).email_address',
+             jsonb_build_object('id', p_data->>'primary_email_address_id'), true) #>> '{}',
+         p_data->>'first_name', p_data->>'last_name',
          p_data->>'username', p_data->>'image_url',
          CASE WHEN v_metadata->>'role' = 'admin' THEN 'admin' ELSE 'member' END,
          v_metadata, 'synced',
@@ -113,11 +132,13 @@ REVOKE ALL ON FUNCTION jnx.upsert_user(text, jsonb) FROM PUBLIC;
 
 -- A user with no row yet, from what a membership says of them.
 CREATE OR REPLACE FUNCTION jnx._provisional_user(p_clerk_user_id text, public_user_data jsonb)
-RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     INSERT INTO jnx.users (clerk_user_id, first_name, last_name, image_url, sync_state)
     VALUES (p_clerk_user_id, public_user_data->>'first_name', public_user_data->>'last_name',
             public_user_data->>'image_url', 'provisional')
-    ON CONFLICT (clerk_user_id) DO NOTHING
+    ON CONFLICT (clerk_user_id) DO NOTHING;
+END
 $$;
 REVOKE ALL ON FUNCTION jnx._provisional_user(text, jsonb) FROM PUBLIC;
 
@@ -191,11 +212,13 @@ COMMENT ON FUNCTION jnx.upsert_organization(text, jsonb) IS
 REVOKE ALL ON FUNCTION jnx.upsert_organization(text, jsonb) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION jnx._provisional_org(p_clerk_org_id text, organization jsonb)
-RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     INSERT INTO jnx.orgs (clerk_org_id, name, slug, image_url, sync_state)
     VALUES (p_clerk_org_id, organization->>'name', organization->>'slug',
             organization->>'image_url', 'provisional')
-    ON CONFLICT (clerk_org_id) DO NOTHING
+    ON CONFLICT (clerk_org_id) DO NOTHING;
+END
 $$;
 REVOKE ALL ON FUNCTION jnx._provisional_org(text, jsonb) FROM PUBLIC;
 
@@ -336,8 +359,10 @@ REVOKE ALL ON FUNCTION jnx._write_membership(text, jsonb, timestamptz) FROM PUBL
 -- it, inserting it ended if it never arrived.
 CREATE OR REPLACE FUNCTION jnx._delete_membership(p_clerk_membership_id text, data jsonb,
                                                   deleted timestamptz)
-RETURNS jnx.memberships LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jnx._write_membership(p_clerk_membership_id, data, deleted)
+RETURNS jnx.memberships LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN jnx._write_membership(p_clerk_membership_id, data, deleted);
+END
 $$;
 REVOKE ALL ON FUNCTION jnx._delete_membership(text, jsonb, timestamptz) FROM PUBLIC;
 
@@ -346,8 +371,10 @@ REVOKE ALL ON FUNCTION jnx._delete_membership(text, jsonb, timestamptz) FROM PUB
 -- A user with the active org and live memberships, in one query. NULL when the
 -- user is unknown or deleted.
 CREATE OR REPLACE FUNCTION jnx.get_user_by_clerk_id(clerk_user_id text) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'id', u.id, 'clerk_user_id', u.clerk_user_id, 'email', u.email,
         'first_name', u.first_name, 'last_name', u.last_name, 'username', u.username,
         'image_url', u.image_url, 'role', u.role, 'public_metadata', u.public_metadata,
@@ -366,7 +393,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
               WHERE m.user_id = u.id AND m.deleted_at IS NULL AND o.deleted_at IS NULL),
             '[]'::jsonb))
       FROM jnx.users u
-     WHERE u.clerk_user_id = $1 AND u.deleted_at IS NULL
+     WHERE u.clerk_user_id = $1 AND u.deleted_at IS NULL);
+END
 $$;
 COMMENT ON FUNCTION jnx.get_user_by_clerk_id(text) IS
     'The user with active org and memberships, as jsonb; NULL when unknown or deleted.';

@@ -5,10 +5,12 @@
 -- deeper than the stack allows, JX310) is caught here and reported as
 -- outcome 'dead_letter'; anything else (serialization failure, deadlock,
 -- shutdown) propagates, so the whole delivery rolls back and can be retried.
+-- Internal: called only by ingest_clerk_webhook and replay_webhook, which pin
+-- search_path; it runs under theirs.
 CREATE OR REPLACE FUNCTION jnx._apply_event(
     msg_id text, body bytea,
     OUT outcome text, OUT event_type text, OUT failure text, OUT failure_state text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     event jsonb;
     data jsonb;
@@ -66,6 +68,15 @@ REVOKE ALL ON FUNCTION jnx._apply_event(text, bytea) FROM PUBLIC;
 
 -- Verifies and applies one Clerk delivery in the caller's transaction.
 -- Returns {"status": processed|duplicate|stale|ignored|dead_letter, "type": ...}.
+--
+-- The ledger row is written once, after the event was applied, with its
+-- outcome: writing it first and updating it afterwards copied the stored
+-- payload into a second row version on every delivery. Copies of one
+-- delivery are kept apart by a transaction-level advisory lock on the svix-id
+-- (class 0x6A6E7801, key hashtext(svix_id); two ids with one hash only wait
+-- for each other): a concurrent copy waits for the first to commit, then
+-- finds its row and answers duplicate (or applies it, if the first rolled
+-- back).
 CREATE OR REPLACE FUNCTION jnx.ingest_clerk_webhook(
     svix_id text, svix_timestamp text, svix_signature text, body bytea)
 RETURNS jsonb
@@ -79,20 +90,24 @@ BEGIN
     -- Raises JX001..JX004 unless the signature is valid: nothing is written.
     PERFORM jnx.verify_webhook(msg_id, $2, $3, $4);
 
-    -- The idempotency key. A concurrent copy of this delivery waits here for
-    -- the first one to commit, then finds the row and answers duplicate.
-    INSERT INTO jnx.webhook_events (svix_id, status, payload, svix_timestamp)
-        VALUES (msg_id, 'processing', $4, to_timestamp($2::bigint))
-        ON CONFLICT (svix_id) DO NOTHING;
-    IF NOT FOUND THEN
-        SELECT type INTO existing_type FROM jnx.webhook_events WHERE svix_id = msg_id;
+    PERFORM pg_advisory_xact_lock(1785624577, hashtext(msg_id));
+    SELECT type INTO existing_type FROM jnx.webhook_events WHERE svix_id = msg_id;
+    IF FOUND THEN
         RETURN jsonb_build_object('status', 'duplicate', 'type', existing_type);
     END IF;
 
     r := jnx._apply_event(msg_id, $4);
-    UPDATE jnx.webhook_events
-       SET type = r.event_type, status = r.outcome, error = r.failure, processed_at = now()
-     WHERE svix_id = msg_id;
+    INSERT INTO jnx.webhook_events
+        (svix_id, type, status, error, payload, svix_timestamp, processed_at)
+    VALUES (msg_id, r.event_type, r.outcome, r.failure, $4, to_timestamp($2::bigint), now())
+    ON CONFLICT (svix_id) DO NOTHING;
+    IF NOT FOUND THEN
+        -- Only a snapshot older than a copy's commit (REPEATABLE READ or
+        -- SERIALIZABLE caller) gets here: undo it all, the retry answers
+        -- duplicate.
+        RAISE EXCEPTION 'this delivery was applied concurrently'
+            USING ERRCODE = 'serialization_failure';
+    END IF;
     IF r.outcome = 'dead_letter' THEN
         INSERT INTO jnx.system_events (kind, severity, details)
             VALUES ('webhook.dead_letter', 'error',

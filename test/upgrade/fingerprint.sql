@@ -8,6 +8,7 @@ facts AS (
     SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
            || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
            || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+           || CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression ELSE '' END
            || ' #' || a.attnum AS fact
       FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
       LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
@@ -17,6 +18,9 @@ facts AS (
     SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
       FROM pg_constraint WHERE connamespace IN (SELECT oid FROM nsp)
     UNION ALL
+    SELECT 'type ' || t.typname || ' ' || format_type(t.typbasetype, t.typtypmod)
+           || CASE WHEN t.typnotnull THEN ' not null' ELSE '' END
+      FROM pg_type t WHERE t.typnamespace IN (SELECT oid FROM nsp) AND t.typtype = 'd'    UNION ALL
     SELECT 'index ' || pg_get_indexdef(indexrelid)
       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
      WHERE c.relnamespace IN (SELECT oid FROM nsp)
