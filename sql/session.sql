@@ -245,3 +245,28 @@ SELECT regress.outcome(format('SELECT jnx.authenticate(%L)', :'tok_at_jwt')) AS 
 SELECT jnx.user_id() IS NULL AS still_anonymous;
 COMMIT;
 SELECT jnx.set_jwks(:'jwks');
+
+-- The verified-token cache (per backend): a token verified once is answered
+-- from it, but never where a full verification would refuse it.
+SELECT jnx.verify_session_token(:'tok_alice')->>'sub' AS verified;
+SELECT jnx.verify_session_token(:'tok_alice')->>'sub' AS verified_again;
+-- The clock: past exp plus the leeway, cached or not.
+SELECT regress.outcome(format('SELECT jnx.verify_session_token(%L, now() + interval ''2 hours'')',
+                              :'tok_alice')) AS two_hours_later;
+SELECT regress.outcome(format('SELECT jnx.verify_session_token(%L, now() - interval ''1 hour'')',
+                              :'tok_alice')) AS an_hour_before_iat;
+-- The policy: an issuer no longer accepted.
+SELECT jnx.set_token_policy(ARRAY['https://other.clerk.test'], ARRAY[:'party']);
+SELECT regress.outcome(format('SELECT jnx.verify_session_token(%L)', :'tok_alice')) AS issuer_dropped;
+SELECT jnx.set_token_policy(ARRAY[:'issuer'], ARRAY[:'party'], 0);
+SELECT jnx.verify_session_token(:'tok_alice')->>'sub' AS issuer_back;
+-- The keys: a set without the token's key.
+SELECT jnx.set_jwks(:'jwks_stranger_only');
+SELECT regress.outcome(format('SELECT jnx.verify_session_token(%L)', :'tok_alice')) AS key_removed;
+BEGIN;
+SELECT regress.outcome(format('SELECT jnx.authenticate(%L)', :'tok_alice')) AS authenticate_key_removed;
+SELECT jnx.user_id() IS NULL AS still_anonymous;
+COMMIT;
+SELECT jnx.set_jwks(:'jwks');
+SELECT jnx.set_token_policy(ARRAY[:'issuer'], ARRAY[:'party']);
+SELECT jnx.verify_session_token(:'tok_alice')->>'sub' AS key_back;

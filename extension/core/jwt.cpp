@@ -9,6 +9,8 @@
 
 #include <array>
 #include <cmath>
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 #include "no_postgres.h"
@@ -30,6 +32,61 @@ using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 // resolves to PostgreSQL's own json_object (the SQL function), which crashes.
 // To make an object, parse "{}" with json_loadb. (make symbols-check guards
 // every imported name.)
+
+// jansson allocates every value, key and string with malloc. The values of
+// one parse live and die together (a verification parses the header and the
+// claims and frees both before it returns), so they come from a small
+// per-thread arena instead: a bump pointer, reset when the last block handed
+// out is freed. What does not fit, and anything freed that the arena did not
+// hand out, goes to malloc and free. This is process-wide jansson state, set
+// once when the library loads; nothing else in the process sets it.
+struct JsonArena {
+  static constexpr size_t kBytes = 16 * 1024;
+  alignas(std::max_align_t) unsigned char buffer[kBytes];
+  size_t used = 0;
+  size_t live = 0;  // blocks handed out and not yet freed
+};
+thread_local JsonArena json_arena;
+
+void *JsonAlloc(size_t size) {
+  constexpr size_t kAlign = alignof(std::max_align_t);
+  const size_t rounded = (size + kAlign - 1) / kAlign * kAlign;
+  JsonArena &arena = json_arena;
+  if (rounded >= size && rounded <= JsonArena::kBytes - arena.used) {
+    void *block = arena.buffer + arena.used;
+    arena.used += rounded;
+    ++arena.live;
+    return block;
+  }
+  return std::malloc(size);
+}
+
+void JsonFree(void *block) {
+  JsonArena &arena = json_arena;
+  const auto *p = static_cast<const unsigned char *>(block);
+  if (p >= arena.buffer && p < arena.buffer + JsonArena::kBytes) {
+    if (--arena.live == 0) arena.used = 0;
+    return;
+  }
+  std::free(block);
+}
+
+// Not under AddressSanitizer (the fuzz targets): there every jansson block
+// stays a heap block of its own, so that an overrun is caught.
+#if defined(__SANITIZE_ADDRESS__)
+#define JNX_JSON_ARENA 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JNX_JSON_ARENA 0
+#endif
+#endif
+#ifndef JNX_JSON_ARENA
+#define JNX_JSON_ARENA 1
+#endif
+const bool json_arena_installed = [] {
+  if (JNX_JSON_ARENA) json_set_alloc_funcs(JsonAlloc, JsonFree);
+  return true;
+}();
 
 // Parses a JSON object; nullptr for anything else (duplicates rejected).
 Json ParseObject(std::string_view text) {
@@ -477,6 +534,14 @@ TokenError KeySet::Parse(std::string_view jwks_json, KeySet *out, std::string *d
   return TokenError::kOk;
 }
 
+TokenError CheckTokenTimes(const TokenTimes &times, int64_t now, int64_t leeway_seconds) {
+  const double t = static_cast<double>(now), leeway = static_cast<double>(leeway_seconds);
+  if (times.exp <= t - leeway) return TokenError::kExpired;
+  if ((times.has_nbf && times.nbf > t + leeway) || (times.has_iat && times.iat > t + leeway))
+    return TokenError::kNotYetValid;
+  return TokenError::kOk;
+}
+
 TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPolicy &policy,
                        int64_t now, std::string *claims_out, TokenIdentity *identity) {
   if (token.empty() || token.size() > kMaxTokenBytes) return TokenError::kMalformed;
@@ -545,17 +610,17 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
       std::string_view(sub).substr(0, kMachineSubjectPrefix.size()) == kMachineSubjectPrefix) {
     return TokenError::kWrongType;  // a machine's token, whatever else it claims
   }
-  bool has_exp = false, has_nbf = false, has_iat = false;
-  double exp = 0, nbf = 0, iat = 0;
-  if (!NumericClaim(claims.get(), "exp", &has_exp, &exp) ||
-      !NumericClaim(claims.get(), "nbf", &has_nbf, &nbf) ||
-      !NumericClaim(claims.get(), "iat", &has_iat, &iat) || !has_exp) {
+  bool has_exp = false;
+  TokenTimes times;
+  if (!NumericClaim(claims.get(), "exp", &has_exp, &times.exp) ||
+      !NumericClaim(claims.get(), "nbf", &times.has_nbf, &times.nbf) ||
+      !NumericClaim(claims.get(), "iat", &times.has_iat, &times.iat) || !has_exp) {
     return TokenError::kMalformed;
   }
-  const double t = static_cast<double>(now), leeway = static_cast<double>(policy.leeway_seconds);
-  if (exp <= t - leeway) return TokenError::kExpired;
-  if ((has_nbf && nbf > t + leeway) || (has_iat && iat > t + leeway))
-    return TokenError::kNotYetValid;
+  if (const TokenError err = CheckTokenTimes(times, now, policy.leeway_seconds);
+      err != TokenError::kOk) {
+    return err;
+  }
   if (sub == nullptr || *sub == '\0') return TokenError::kMalformed;
   const char *iss = StringMember(claims.get(), "iss");
   bool issuer_ok = false;
@@ -571,6 +636,7 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
   }
 
   if (identity != nullptr) {
+    identity->times = times;
     identity->sub = sub;
     const char *org_id = StringMember(claims.get(), "org_id");
     const char *org_role = StringMember(claims.get(), "org_role");

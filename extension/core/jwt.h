@@ -97,11 +97,26 @@ struct TokenPolicy {
   int64_t leeway_seconds = 5;
 };
 
-// Who a verified token speaks for (normalized; empty when absent).
+// A token's time claims, in seconds since the epoch (exp is required).
+struct TokenTimes {
+  double exp = 0;
+  bool has_nbf = false;
+  double nbf = 0;
+  bool has_iat = false;
+  double iat = 0;
+};
+
+// The time rule of VerifyToken: kExpired when exp <= now - leeway,
+// kNotYetValid when nbf or iat > now + leeway, else kOk.
+TokenError CheckTokenTimes(const TokenTimes &times, int64_t now, int64_t leeway_seconds);
+
+// Who a verified token speaks for (normalized; empty when absent), and until
+// when.
 struct TokenIdentity {
   std::string sub;
   std::string org_id;
   std::string org_role;  // with the "org:" prefix
+  TokenTimes times;
 };
 
 // Verifies `token` at Unix time `now`. On success *claims is the payload as

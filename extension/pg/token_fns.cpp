@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "core/jwt.h"
+#include "core/token_cache.h"
 #include "errors.h"
 #include "pg.h"
 
@@ -31,11 +32,15 @@ namespace {
 
 // Parsed keys and policy; rebuilt when jnx.token_config changes. Plain C++
 // objects of our own (bounded: at most 16 keys), never touched while
-// PostgreSQL code that could ereport is running.
+// PostgreSQL code that could ereport is running. The verified-token cache
+// lives here: a new configuration (keys, issuers, parties, leeway) starts
+// with an empty one, and entries also carry the generation they were
+// verified under.
 struct TokenConfig {
   bool configured = false;
   core::KeySet keys;
   core::TokenPolicy policy;
+  core::TokenCache verified;
 };
 TokenConfig *token_config = nullptr;  // owned; replaced as a whole
 TableCache token_cache = {"token_config", InvalidOid, 1, 0};
@@ -115,7 +120,7 @@ void LoadTokenConfig() {
   MarkLoaded(&token_cache, ticket);
 }
 
-const TokenConfig &CurrentTokenConfig() {
+TokenConfig &CurrentTokenConfig() {
   if (!CacheIsCurrent(token_cache) || token_config == nullptr) LoadTokenConfig();
   if (!token_config->configured) {
     ereport(ERROR,
@@ -145,9 +150,28 @@ char *CopyNoThrow(const std::string &s) noexcept {
   return p;
 }
 
-void VerifyWorker(std::string_view token, const TokenConfig &config, int64 now, Verified *out,
-                  Failure *failure) noexcept {
+void CopyOut(const std::string &claims, const core::TokenIdentity &identity, Verified *out,
+             Failure *failure) noexcept {
+  out->claims = CopyNoThrow(claims);
+  out->sub = CopyNoThrow(identity.sub);
+  out->org_id = CopyNoThrow(identity.org_id);
+  out->org_role = CopyNoThrow(identity.org_role);
+  if (out->claims == nullptr || out->sub == nullptr || out->org_id == nullptr ||
+      out->org_role == nullptr) {
+    failure->Set(ERRCODE_OUT_OF_MEMORY, "out of memory in jnx_auth");
+  }
+}
+
+// A token this backend verified under the same configuration, whose time
+// claims still hold, is answered from the cache (core/token_cache.h).
+void VerifyWorker(std::string_view token, TokenConfig &config, uint64 generation, int64 now,
+                  Verified *out, Failure *failure) noexcept {
   Guard(failure, [&] {
+    if (const core::CachedToken *hit =
+            config.verified.Find(token, generation, now, config.policy.leeway_seconds)) {
+      CopyOut(hit->claims, hit->identity, out, failure);
+      return;
+    }
     std::string claims;
     core::TokenIdentity identity;
     core::TokenError err =
@@ -156,23 +180,19 @@ void VerifyWorker(std::string_view token, const TokenConfig &config, int64 now, 
       SetTokenFailure(failure, err);
       return;
     }
-    out->claims = CopyNoThrow(claims);
-    out->sub = CopyNoThrow(identity.sub);
-    out->org_id = CopyNoThrow(identity.org_id);
-    out->org_role = CopyNoThrow(identity.org_role);
-    if (out->claims == nullptr || out->sub == nullptr || out->org_id == nullptr ||
-        out->org_role == nullptr) {
-      failure->Set(ERRCODE_OUT_OF_MEMORY, "out of memory in jnx_auth");
+    CopyOut(claims, identity, out, failure);
+    if (!failure->failed()) {
+      config.verified.Insert(token, generation, std::move(claims), std::move(identity));
     }
   });
 }
 
 Verified Verify(text *token, TimestampTz now) {
-  const TokenConfig &config = CurrentTokenConfig();
+  TokenConfig &config = CurrentTokenConfig();
   Verified out;
   Failure failure;
   VerifyWorker(std::string_view(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token)), config,
-               UnixSeconds(now), &out, &failure);
+               token_cache.loaded, UnixSeconds(now), &out, &failure);
   if (failure.failed()) RaiseFailure(failure);
   return out;
 }

@@ -29,6 +29,7 @@ out=$DIR/tokens.psql
   echo "\\set jwks '$(cat "$DIR/jwks.json")'"
   # Both keys: for tests that remove the stranger's key again.
   echo "\\set jwks_with_stranger '{\"keys\":[$jwk,$stranger_jwk]}'"
+  echo "\\set jwks_stranger_only '{\"keys\":[$stranger_jwk]}'"
   # RSA and EC P-256 keys next to keys nothing can use (RFC 7517 section 5: ignored).
   echo "\\set jwks_mixed '{\"keys\":[{\"kty\":\"oct\",\"kid\":\"h\",\"k\":\"c2VjcmV0\"},{\"kty\":\"RSA\",\"kid\":\"enc\",\"use\":\"enc\",\"n\":\"AQAB\",\"e\":\"AQAB\"},$jwk,$ec_jwk]}'"
   echo "\\set jwks_weak '{\"keys\":[$jwk,$weak_jwk]}'"
