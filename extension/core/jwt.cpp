@@ -41,7 +41,7 @@ using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 // hand out, goes to malloc and free. This is process-wide jansson state, set
 // once when the library loads; nothing else in the process sets it.
 struct JsonArena {
-  static constexpr size_t kBytes = 16 * 1024;
+  static constexpr size_t kBytes = size_t{16} * 1024;
   alignas(std::max_align_t) unsigned char buffer[kBytes];
   size_t used = 0;
   size_t live = 0;  // blocks handed out and not yet freed
@@ -83,7 +83,8 @@ void JsonFree(void *block) {
 #ifndef JNX_JSON_ARENA
 #define JNX_JSON_ARENA 1
 #endif
-const bool json_arena_installed = [] {
+// The initializer is noexcept; clang-tidy cannot see into json_set_alloc_funcs.
+const bool json_arena_installed = []() noexcept {  // NOLINT(cert-err58-cpp)
   if (JNX_JSON_ARENA) json_set_alloc_funcs(JsonAlloc, JsonFree);
   return true;
 }();
