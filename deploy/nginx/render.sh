@@ -30,7 +30,7 @@ esac
 : "${JNX_EDGE_ERROR_LOG_LEVEL:=crit}"           # below crit the log holds client addresses
 : "${JNX_EDGE_TEMP_DIR:=/var/lib/nginx}"
 : "${JNX_MAX_BODY_BYTES:=1048576}"              # must equal the shim's JNX_MAX_BODY_BYTES
-: "${JNX_WORKERS:=32}"                          # the shim's worker threads (JNX_WORKERS)
+: "${JNX_WORKERS:=128}"                         # the shim's worker threads (JNX_WORKERS)
 : "${JNX_UPSTREAM_KEEPALIVE:=8}"                # idle shim connections per nginx worker
 : "${JNX_RATE_AUTH_PER_IP:=100r/s}"
 : "${JNX_BURST_AUTH_PER_IP:=200}"
