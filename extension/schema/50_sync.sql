@@ -77,19 +77,15 @@ REVOKE ALL ON FUNCTION jnx._refresh_active_org(uuid) FROM PUBLIC;
 
 -- Users ----------------------------------------------------------------------
 
--- Inserts or updates a user from Clerk's user object (the webhook's "data").
--- Returns the row, or NULL when nothing was applied (stored row newer or deleted).
-CREATE OR REPLACE FUNCTION jnx.upsert_user(clerk_user_id text, data jsonb) RETURNS jnx.users
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
+-- The upsert of a user object already checked (an object whose id, if any,
+-- is p_id). Internal, called by upsert_user and, for webhooks, by
+-- _apply_event (which has checked the object), both pinning search_path.
+CREATE OR REPLACE FUNCTION jnx._upsert_user(p_id text, p_data jsonb) RETURNS jnx.users
+LANGUAGE plpgsql AS $$
 DECLARE
-    p_id CONSTANT text := $1;
-    p_data CONSTANT jsonb := $2;
-    v_metadata jsonb;
+    v_metadata CONSTANT jsonb := jnx._json_object_or_empty(p_data->'public_metadata');
     result jnx.users;
 BEGIN
-    PERFORM jnx._require_object(p_id, p_data, 'user');
-    v_metadata := jnx._json_object_or_empty(p_data->'public_metadata');
 
     INSERT INTO jnx.users AS u
         (clerk_user_id, email, first_name, last_name, username, image_url, role,
@@ -124,6 +120,17 @@ BEGIN
            OR u.clerk_updated_at <= EXCLUDED.clerk_updated_at)
     RETURNING * INTO result;
     RETURN result;
+END
+$$;
+REVOKE ALL ON FUNCTION jnx._upsert_user(text, jsonb) FROM PUBLIC;
+
+-- Inserts or updates a user from Clerk's user object (the webhook's "data").
+-- Returns the row, or NULL when nothing was applied (stored row newer or deleted).
+CREATE OR REPLACE FUNCTION jnx.upsert_user(clerk_user_id text, data jsonb) RETURNS jnx.users
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM jnx._require_object($1, $2, 'user');
+    RETURN jnx._upsert_user($1, $2);
 END
 $$;
 COMMENT ON FUNCTION jnx.upsert_user(text, jsonb) IS

@@ -39,12 +39,12 @@ BEGIN
             IF jsonb_typeof(data->'id') IS DISTINCT FROM 'string' OR data->>'id' = '' THEN
                 RAISE EXCEPTION 'event data has no id' USING ERRCODE = 'JX310';
             END IF;
-            object_id := data->>'id';
+            object_id := data->>'id';  -- so data is an object and its id is object_id
         END IF;
 
         applied := CASE event_type
-            WHEN 'user.created' THEN (jnx.upsert_user(object_id, data)).id IS NOT NULL
-            WHEN 'user.updated' THEN (jnx.upsert_user(object_id, data)).id IS NOT NULL
+            WHEN 'user.created' THEN (jnx._upsert_user(object_id, data)).id IS NOT NULL
+            WHEN 'user.updated' THEN (jnx._upsert_user(object_id, data)).id IS NOT NULL
             WHEN 'user.deleted' THEN (jnx._delete_user(object_id, happened)).id IS NOT NULL
             WHEN 'organization.created' THEN (jnx.upsert_organization(object_id, data)).id IS NOT NULL
             WHEN 'organization.updated' THEN (jnx.upsert_organization(object_id, data)).id IS NOT NULL
