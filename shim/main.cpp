@@ -340,6 +340,7 @@ void HandleSession(Pool &pool, httplib::Response &res, Step call) {
   authenticate.sql = kAuthenticateSql;
   authenticate.params = {Param{token.c_str(), static_cast<int>(token.size()), false}};
   Step role;
+  role.name = "jnx_role";  // prepared once per connection like the others: no parse per request
   role.sql = "SET LOCAL ROLE authenticated";
   DbResult r = pool.Transaction({authenticate, role, std::move(call)});
   context.sqlstate = r.sqlstate;

@@ -113,14 +113,15 @@ CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     uid CONSTANT text := jnx._require_identity();
-    c CONSTANT jsonb := jnx.claims();
+    c jsonb;
     profile jsonb;
     active uuid;
 BEGIN
-    profile := jnx.get_user_by_clerk_id(uid);
+    profile := jnx._profile(uid);
     IF profile IS NOT NULL THEN
         RETURN profile;
     END IF;
+    c := jnx.claims();
     IF EXISTS (SELECT 1 FROM jnx.users WHERE clerk_user_id = uid AND deleted_at IS NOT NULL) THEN
         RAISE EXCEPTION 'not authorized' USING ERRCODE = 'JX202', DETAIL = 'The user has been deleted.';
     END IF;
@@ -133,7 +134,7 @@ BEGIN
     INSERT INTO jnx.users (clerk_user_id, email, first_name, last_name, image_url, org_id, sync_state)
     VALUES (uid, c->>'email', c->>'first_name', c->>'last_name', c->>'image_url', active, 'provisional')
     ON CONFLICT (clerk_user_id) DO NOTHING;
-    profile := jnx.get_user_by_clerk_id(uid);
+    profile := jnx._profile(uid);
     IF profile IS NULL THEN
         -- The INSERT met a row it cannot see as live: a user.deleted that
         -- committed while this call ran (a tombstone). Never an empty answer.

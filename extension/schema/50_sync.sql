@@ -376,10 +376,10 @@ REVOKE ALL ON FUNCTION jnx._delete_membership(text, jsonb, timestamptz) FROM PUB
 -- Reading --------------------------------------------------------------------
 
 -- A user with the active org and live memberships, in one query. NULL when the
--- user is unknown or deleted.
-CREATE OR REPLACE FUNCTION jnx.get_user_by_clerk_id(clerk_user_id text) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
+-- user is unknown or deleted. Internal (owner only), under its callers'
+-- pinned path: get_user_by_clerk_id and me().
+CREATE OR REPLACE FUNCTION jnx._profile(p_clerk_user_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN (SELECT jsonb_build_object(
         'id', u.id, 'clerk_user_id', u.clerk_user_id, 'email', u.email,
@@ -400,7 +400,15 @@ BEGIN
               WHERE m.user_id = u.id AND m.deleted_at IS NULL AND o.deleted_at IS NULL),
             '[]'::jsonb))
       FROM jnx.users u
-     WHERE u.clerk_user_id = $1 AND u.deleted_at IS NULL);
+     WHERE u.clerk_user_id = p_clerk_user_id AND u.deleted_at IS NULL);
+END
+$$;
+REVOKE ALL ON FUNCTION jnx._profile(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jnx.get_user_by_clerk_id(clerk_user_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN jnx._profile($1);
 END
 $$;
 COMMENT ON FUNCTION jnx.get_user_by_clerk_id(text) IS

@@ -362,21 +362,22 @@ SELECT is((SELECT coalesce(string_agg(p.oid::regprocedure::text, ', '), '')
 -- Functions without a pinned path, on purpose (a SET clause costs a
 -- configuration save and restore per call, and keeps a SQL helper from being
 -- inlined): two inlined helpers whose bodies name everything with its schema,
--- and three internal functions that only pinned functions call, executable
+-- and four internal functions that only pinned functions call, executable
 -- by the owner alone. Any other one fails here until it is looked at.
 SELECT is((SELECT coalesce(string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text), '')
              FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
             WHERE p.pronamespace = 'jnx'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
               AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)),
           'jnx._apply_event(text,bytea), jnx._json_object_or_empty(jsonb), '
-          'jnx._ms_to_timestamptz(jsonb), jnx._require_object(text,jsonb,text), '
+          'jnx._ms_to_timestamptz(jsonb), jnx._profile(text), jnx._require_object(text,jsonb,text), '
           'jnx._upsert_user(text,jsonb)',
           'only the known helpers run without a pinned search_path');
 SELECT is((SELECT coalesce(string_agg(p.oid::regprocedure::text || ' to ' || a.grantee::regrole::text, ', '), '')
              FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
             WHERE p.oid IN ('jnx._apply_event(text,bytea)'::regprocedure,
                             'jnx._require_object(text,jsonb,text)'::regprocedure,
-                            'jnx._upsert_user(text,jsonb)'::regprocedure)
+                            'jnx._upsert_user(text,jsonb)'::regprocedure,
+                            'jnx._profile(text)'::regprocedure)
               AND a.grantee <> p.proowner),
           '', 'the internal ones are executable by the owner only');
 
