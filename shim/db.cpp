@@ -237,30 +237,44 @@ Pool::~Pool() {
   for (Slot &slot : slots_) Drop(&slot);
 }
 
+Pool::Slot *Pool::FreeSlot() {
+  // Prefer a slot that already has a connection.
+  for (Slot &s : slots_) {
+    if (!s.busy && s.conn != nullptr) return &s;
+  }
+  for (Slot &s : slots_) {
+    if (!s.busy) return &s;
+  }
+  return nullptr;
+}
+
 Pool::Slot *Pool::Acquire() {
   std::unique_lock<std::mutex> lock(mutex_);
-  Slot *found = nullptr;
-  auto free_slot = [&] {
-    // Prefer a slot that already has a connection.
-    for (Slot &s : slots_) {
-      if (!s.busy && s.conn != nullptr) return found = &s, true;
+  if (waiters_.empty()) {
+    if (Slot *slot = FreeSlot(); slot != nullptr) {
+      slot->busy = true;
+      return slot;
     }
-    for (Slot &s : slots_) {
-      if (!s.busy) return found = &s, true;
-    }
-    return false;
-  };
-  if (!available_.wait_for(lock, acquire_timeout_, free_slot)) return nullptr;
-  found->busy = true;
-  return found;
+  }
+  Waiter me;
+  waiters_.push_back(&me);
+  if (!me.handed.wait_for(lock, acquire_timeout_, [&] { return me.slot != nullptr; })) {
+    waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &me));
+    return nullptr;
+  }
+  return me.slot;  // still marked busy: handed over by Release
 }
 
 void Pool::Release(Slot *slot) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (waiters_.empty()) {
     slot->busy = false;
+    return;
   }
-  available_.notify_one();
+  Waiter *next = waiters_.front();
+  waiters_.pop_front();
+  next->slot = slot;
+  next->handed.notify_one();
 }
 
 void Pool::Drop(Slot *slot) {
