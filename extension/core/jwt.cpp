@@ -9,10 +9,10 @@
 
 #include <array>
 #include <cmath>
-#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 
+#include "json_scan.h"
 #include "no_postgres.h"
 
 namespace jnx::core {
@@ -33,62 +33,6 @@ using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 // To make an object, parse "{}" with json_loadb. (make symbols-check guards
 // every imported name.)
 
-// jansson allocates every value, key and string with malloc. The values of
-// one parse live and die together (a verification parses the header and the
-// claims and frees both before it returns), so they come from a small
-// per-thread arena instead: a bump pointer, reset when the last block handed
-// out is freed. What does not fit, and anything freed that the arena did not
-// hand out, goes to malloc and free. This is process-wide jansson state, set
-// once when the library loads; nothing else in the process sets it.
-struct JsonArena {
-  static constexpr size_t kBytes = size_t{16} * 1024;
-  alignas(std::max_align_t) unsigned char buffer[kBytes];
-  size_t used = 0;
-  size_t live = 0;  // blocks handed out and not yet freed
-};
-thread_local JsonArena json_arena;
-
-void *JsonAlloc(size_t size) {
-  constexpr size_t kAlign = alignof(std::max_align_t);
-  const size_t rounded = (size + kAlign - 1) / kAlign * kAlign;
-  JsonArena &arena = json_arena;
-  if (rounded >= size && rounded <= JsonArena::kBytes - arena.used) {
-    void *block = arena.buffer + arena.used;
-    arena.used += rounded;
-    ++arena.live;
-    return block;
-  }
-  return std::malloc(size);
-}
-
-void JsonFree(void *block) {
-  JsonArena &arena = json_arena;
-  const auto *p = static_cast<const unsigned char *>(block);
-  if (p >= arena.buffer && p < arena.buffer + JsonArena::kBytes) {
-    if (--arena.live == 0) arena.used = 0;
-    return;
-  }
-  std::free(block);
-}
-
-// Not under AddressSanitizer (the fuzz targets): there every jansson block
-// stays a heap block of its own, so that an overrun is caught.
-#if defined(__SANITIZE_ADDRESS__)
-#define JNX_JSON_ARENA 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define JNX_JSON_ARENA 0
-#endif
-#endif
-#ifndef JNX_JSON_ARENA
-#define JNX_JSON_ARENA 1
-#endif
-// The initializer is noexcept; clang-tidy cannot see into json_set_alloc_funcs.
-const bool json_arena_installed = []() noexcept {  // NOLINT(cert-err58-cpp)
-  if (JNX_JSON_ARENA) json_set_alloc_funcs(JsonAlloc, JsonFree);
-  return true;
-}();
-
 // Parses a JSON object; nullptr for anything else (duplicates rejected).
 Json ParseObject(std::string_view text) {
   json_error_t error;
@@ -102,22 +46,12 @@ const char *StringMember(const json_t *object, const char *name) {
   return json_is_string(v) ? json_string_value(v) : nullptr;
 }
 
-// A NumericDate claim: absent is fine, anything but a finite number is not.
-bool NumericClaim(const json_t *claims, const char *name, bool *present, double *value) {
-  const json_t *v = json_object_get(claims, name);
-  *present = v != nullptr;
-  if (v == nullptr) return true;
-  if (!json_is_number(v)) return false;
-  *value = json_number_value(v);
-  return std::isfinite(*value);
-}
-
 bool StringIs(const json_t *v, std::string_view expected) {
   return json_is_string(v) &&
          std::string_view(json_string_value(v), json_string_length(v)) == expected;
 }
 
-// Appends `text` (valid UTF-8, no NUL: it comes from jansson's parser) as a
+// Appends `text` (valid UTF-8, no NUL: it comes from the JSON reader) as a
 // JSON string, escaped as json_dumps escapes by default.
 void AppendJsonString(std::string_view text, std::string *out) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -144,6 +78,39 @@ void AppendJsonString(std::string_view text, std::string *out) {
   out->push_back('"');
 }
 
+// A token's header and claims are read with JsonObjectReader (json_scan.h),
+// which validates exactly what jansson with JSON_REJECT_DUPLICATES accepted
+// (fuzz_json compares the two) at a fraction of the cost; jansson still
+// reads key sets.
+
+// The decoded string member `name`; false when absent or not a string.
+bool TokenString(const JsonObjectReader &object, std::string_view name, std::string *out) {
+  const JsonMember *m = object.Find(name);
+  if (m == nullptr || m->kind != JsonKind::kString) return false;
+  if (m->raw.find('\\') == std::string_view::npos) {
+    out->assign(m->raw);
+    return true;
+  }
+  return JsonObjectReader::DecodeString(m->raw, out);
+}
+
+// A NumericDate claim: absent is fine, anything but a finite number is not.
+bool TokenNumber(const JsonObjectReader &claims, std::string_view name, bool *present,
+                 double *value) {
+  const JsonMember *m = claims.Find(name);
+  *present = m != nullptr;
+  if (m == nullptr) return true;
+  if (m->kind != JsonKind::kNumber) return false;
+  *value = std::strtod(std::string(m->raw).c_str(), nullptr);
+  return std::isfinite(*value);
+}
+
+bool TokenStringIs(const JsonObjectReader &object, std::string_view name,
+                   std::string_view expected) {
+  std::string value;
+  return TokenString(object, name, &value) && value == expected;
+}
+
 // Tokens of another kind, told apart as Clerk's own session verification
 // does (clerk/javascript at e21ae9a, August 2026, @clerk/backend 3.16:
 // packages/backend/src/tokens/request.ts with jwt/assertions.ts,
@@ -159,11 +126,10 @@ void AppendJsonString(std::string_view text, std::string *out) {
 constexpr std::string_view kJwtCategorySession = "cl_B7d4PD111AAA";
 constexpr std::string_view kJwtCategoryIgnore = "cl_I7d4PD111III";
 
-bool HeaderNamesSessionToken(const json_t *header) {
-  const json_t *typ = json_object_get(header, "typ");
-  if (typ != nullptr && !StringIs(typ, "JWT")) return false;
-  const json_t *cat = json_object_get(header, "cat");
-  return cat == nullptr || StringIs(cat, kJwtCategorySession) || StringIs(cat, kJwtCategoryIgnore);
+bool HeaderNamesSessionToken(const JsonObjectReader &header) {
+  if (header.Find("typ") != nullptr && !TokenStringIs(header, "typ", "JWT")) return false;
+  return header.Find("cat") == nullptr || TokenStringIs(header, "cat", kJwtCategorySession) ||
+         TokenStringIs(header, "cat", kJwtCategoryIgnore);
 }
 
 // Clerk's isM2MJwt: a subject starting with "mch_" (a machine) makes an M2M
@@ -560,18 +526,17 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
       !Base64UrlDecode(signature64, &signature)) {
     return TokenError::kMalformed;
   }
-  Json header = ParseObject(header_json);
-  if (!header) return TokenError::kMalformed;
-  if (!HeaderNamesSessionToken(header.get())) return TokenError::kWrongType;
-  const char *alg = StringMember(header.get(), "alg");
-  if (alg == nullptr) return TokenError::kMalformed;
+  JsonObjectReader header;
+  if (!header.Parse(header_json)) return TokenError::kMalformed;
+  if (!HeaderNamesSessionToken(header)) return TokenError::kWrongType;
+  std::string alg, kid;
+  if (!TokenString(header, "alg", &alg)) return TokenError::kMalformed;
   // The key, not the header, decides: the header's alg must be one the key's
   // kind verifies, and the key's own alg when its JWK names one.
   const Algorithm *algorithm = FindAlgorithm(alg);
   if (algorithm == nullptr) return TokenError::kAlgorithmNotAllowed;
-  const char *kid = StringMember(header.get(), "kid");
   KeySet::Impl::Key *key =
-      keys.impl() != nullptr && kid != nullptr ? keys.impl()->Find(kid) : nullptr;
+      keys.impl() != nullptr && TokenString(header, "kid", &kid) ? keys.impl()->Find(kid) : nullptr;
   if (key == nullptr) return TokenError::kUnknownKey;
   if (key->kind != algorithm->kind || (!key->alg.empty() && key->alg != alg))
     return TokenError::kAlgorithmNotAllowed;
@@ -604,82 +569,90 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
   }
 
   // Claims, only now that the signature holds.
-  Json claims = ParseObject(payload_json);
-  if (!claims) return TokenError::kMalformed;
-  const char *sub = StringMember(claims.get(), "sub");
-  if (sub != nullptr &&
+  JsonObjectReader claims;
+  if (!claims.Parse(payload_json)) return TokenError::kMalformed;
+  std::string sub;
+  const bool has_sub = TokenString(claims, "sub", &sub);
+  if (has_sub &&
       std::string_view(sub).substr(0, kMachineSubjectPrefix.size()) == kMachineSubjectPrefix) {
     return TokenError::kWrongType;  // a machine's token, whatever else it claims
   }
   bool has_exp = false;
   TokenTimes times;
-  if (!NumericClaim(claims.get(), "exp", &has_exp, &times.exp) ||
-      !NumericClaim(claims.get(), "nbf", &times.has_nbf, &times.nbf) ||
-      !NumericClaim(claims.get(), "iat", &times.has_iat, &times.iat) || !has_exp) {
+  if (!TokenNumber(claims, "exp", &has_exp, &times.exp) ||
+      !TokenNumber(claims, "nbf", &times.has_nbf, &times.nbf) ||
+      !TokenNumber(claims, "iat", &times.has_iat, &times.iat) || !has_exp) {
     return TokenError::kMalformed;
   }
   if (const TokenError err = CheckTokenTimes(times, now, policy.leeway_seconds);
       err != TokenError::kOk) {
     return err;
   }
-  if (sub == nullptr || *sub == '\0') return TokenError::kMalformed;
-  const char *iss = StringMember(claims.get(), "iss");
+  if (!has_sub || sub.empty()) return TokenError::kMalformed;
+  std::string iss;
+  const bool has_iss = TokenString(claims, "iss", &iss);
   bool issuer_ok = false;
   for (const std::string &allowed : policy.issuers)
-    issuer_ok = issuer_ok || (iss != nullptr && allowed == iss);
+    issuer_ok = issuer_ok || (has_iss && allowed == iss);
   if (!issuer_ok) return TokenError::kWrongIssuer;
   if (!policy.authorized_parties.empty()) {
-    const char *azp = StringMember(claims.get(), "azp");
+    std::string azp;
+    const bool has_azp = TokenString(claims, "azp", &azp);
     bool party_ok = false;
     for (const std::string &p : policy.authorized_parties)
-      party_ok = party_ok || (azp != nullptr && p == azp);
+      party_ok = party_ok || (has_azp && p == azp);
     if (!party_ok) return TokenError::kWrongParty;
   }
 
+  std::string org_id, org_role;
+  TokenString(claims, "org_id", &org_id);
+  TokenString(claims, "org_role", &org_role);
   if (identity != nullptr) {
     identity->times = times;
     identity->sub = sub;
-    const char *org_id = StringMember(claims.get(), "org_id");
-    const char *org_role = StringMember(claims.get(), "org_role");
-    identity->org_id = org_id != nullptr ? org_id : "";
-    identity->org_role = org_role != nullptr ? org_role : "";
+    identity->org_id = org_id;
+    identity->org_role = org_role;
   }
 
   // Version 2 carries the active organization in "o": add the v1 names. They
   // are spliced into the verified text rather than re-serializing it all.
-  const json_t *o = json_object_get(claims.get(), "o");
-  if (!json_is_object(o) || json_object_get(claims.get(), "org_id") != nullptr) {
+  const JsonMember *o_member = claims.Find("o");
+  if (o_member == nullptr || o_member->kind != JsonKind::kObject ||
+      claims.Find("org_id") != nullptr) {
     claims_out->assign(payload_json);
     return TokenError::kOk;
   }
-  const char *id = StringMember(o, "id");
-  const char *rol = StringMember(o, "rol");
-  const char *slg = StringMember(o, "slg");
-  const char *per = StringMember(o, "per");
+  JsonObjectReader o;
+  if (!o.Parse(o_member->raw)) return TokenError::kMalformed;  // cannot happen: it was parsed
+  std::string id, rol, slg, per;
+  const bool has_id = TokenString(o, "id", &id);
+  const bool has_rol = TokenString(o, "rol", &rol);
+  const bool has_slg = TokenString(o, "slg", &slg);
+  const bool has_per = TokenString(o, "per", &per);
   std::string role;
-  if (rol != nullptr)
-    role = std::string_view(rol).substr(0, 4) == "org:" ? rol : std::string("org:") + rol;
+  if (has_rol) role = std::string_view(rol).substr(0, 4) == "org:" ? rol : "org:" + rol;
   // payload_json is a JSON object ("{...}", maybe with surrounding space):
   // the new members go before its closing brace ("o" is a member, so the
   // object is not empty). They are written directly rather than built as
-  // jansson values and dumped, which cost a tenth of the non-RSA work.
+  // values and serialized.
   std::string merged = payload_json.substr(0, payload_json.rfind('}'));
-  merged.reserve(payload_json.size() + 96 + (per != nullptr ? std::strlen(per) * 2 : 0));
-  if (id != nullptr) {
+  merged.reserve(payload_json.size() + 96 + per.size() * 2);
+  if (has_id) {
     merged += ",\"org_id\":";
     AppendJsonString(id, &merged);
   }
-  if (rol != nullptr) {
+  if (has_rol) {
     merged += ",\"org_role\":";
     AppendJsonString(role, &merged);
   }
-  if (slg != nullptr) {
+  if (has_slg) {
     merged += ",\"org_slug\":";
     AppendJsonString(slg, &merged);
   }
   merged += ",\"org_permissions\":[";
   bool first = true;
-  for (std::string_view rest = per != nullptr ? per : ""; !rest.empty();) {
+  for (std::string_view rest = has_per ? std::string_view(per) : std::string_view();
+       !rest.empty();) {
     const size_t comma = rest.find(',');
     const std::string_view one = rest.substr(0, comma);
     if (!one.empty()) {
@@ -691,7 +664,7 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
   }
   merged += "]}";
   if (identity != nullptr) {
-    identity->org_id = id != nullptr ? id : "";
+    identity->org_id = has_id ? id : "";
     identity->org_role = role;
   }
   claims_out->swap(merged);
