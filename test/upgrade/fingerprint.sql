@@ -8,7 +8,7 @@ facts AS (
     SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
            || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
            || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
-           || CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression ELSE '' END
+           || CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression::text ELSE '' END
            || ' #' || a.attnum AS fact
       FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
       LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum

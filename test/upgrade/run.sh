@@ -31,7 +31,16 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 q postgres -c "DROP DATABASE IF EXISTS jnx_upgrade_fresh" -c "CREATE DATABASE jnx_upgrade_fresh"
 q jnx_upgrade_fresh -c "CREATE EXTENSION jnx_auth"
-q jnx_upgrade_fresh -f "$ROOT/test/upgrade/fingerprint.sql" >"$work/fresh"
+# The fingerprint query itself must run and describe a real schema: an error
+# (say, an operator that does not resolve) would leave two empty files, and
+# comparing them would prove nothing.
+fingerprint() {  # fingerprint DB FILE
+  q "$1" -f "$ROOT/test/upgrade/fingerprint.sql" >"$2" || return 1
+  local lines
+  lines=$(wc -l <"$2")
+  ((lines >= 100)) || { echo "#   fingerprint of $1 has only $lines lines" >&2; return 1; }
+}
+check "fresh install: the fingerprint query describes the schema" fingerprint jnx_upgrade_fresh "$work/fresh"
 
 for released in "$ROOT"/extension/released/jnx_auth--*.sql; do
   version=$(basename "$released" .sql)
@@ -58,7 +67,8 @@ SQL
   fi
   audit_before=$(q "$db" -c "SELECT count(*) FROM jnx.audit_logs")
   q "$db" -c "SET client_min_messages = warning" -c "ALTER EXTENSION jnx_auth UPDATE"
-  q "$db" -f "$ROOT/test/upgrade/fingerprint.sql" >"$work/upgraded"
+  check "$version -> $CURRENT: the fingerprint query describes the schema" \
+    fingerprint "$db" "$work/upgraded"
 
   check "$version -> $CURRENT: extension version" \
     equals "$(q "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'jnx_auth'")" "$CURRENT"
