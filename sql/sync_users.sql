@@ -55,3 +55,11 @@ SELECT regress.deliver('msg_user_no_id', '{"type": "user.deleted", "data": {"del
 SELECT regress.deliver('msg_user_data_array', '{"type": "user.updated", "data": ["user_x"]}');
 SELECT svix_id, status, error FROM jnx.webhook_events
  WHERE svix_id IN ('msg_user_no_id', 'msg_user_data_array') ORDER BY svix_id;
+
+-- Clerk's millisecond times: a fraction is rounded to the millisecond, so a
+-- tiny one is the epoch rather than an error; anything else unusable is NULL.
+SELECT extract(epoch FROM jnx._ms_to_timestamptz('1e-400')) AS tiny,
+       extract(epoch FROM jnx._ms_to_timestamptz('1764150000000.6')) AS fraction,
+       jnx._ms_to_timestamptz('-1') IS NULL AS negative_is_null,
+       jnx._ms_to_timestamptz('"1764150000000"') IS NULL AS string_is_null,
+       jnx._ms_to_timestamptz('253402300800000') IS NULL AS too_late_is_null;

@@ -15,14 +15,16 @@
 -- CASE), so that a constant argument is never cast before it is checked.
 
 -- Clerk sends every *_at as Unix milliseconds. Anything else (missing, not a
--- number, out of range) is NULL rather than an error.
+-- number, out of range) is NULL rather than an error; a fraction is rounded
+-- to the millisecond (1e-400 would not fit a double otherwise).
 CREATE OR REPLACE FUNCTION jnx._ms_to_timestamptz(ms jsonb) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN pg_catalog.jsonb_typeof(ms) OPERATOR(pg_catalog.=) 'number' THEN
         CASE WHEN ms::pg_catalog.numeric OPERATOR(pg_catalog.>=) 0
                   AND ms::pg_catalog.numeric OPERATOR(pg_catalog.<=) 253402300799999
              THEN pg_catalog.to_timestamp(
-                      (ms::pg_catalog.numeric OPERATOR(pg_catalog./) 1000)::pg_catalog.float8)
+                      (pg_catalog.round(ms::pg_catalog.numeric) OPERATOR(pg_catalog./) 1000)
+                      ::pg_catalog.float8)
         END
     END
 $$;
