@@ -254,9 +254,7 @@ class Scanner {
     ++i_;
     Space();
     std::vector<JsonMember> local;
-    std::deque<std::string> local_names;
     std::vector<JsonMember> &out = members != nullptr ? *members : local;
-    std::deque<std::string> &names = members != nullptr ? *names_ : local_names;
     out.clear();
     if (i_ < s_.size() && s_[i_] == '}') {
       ++i_;
@@ -267,10 +265,10 @@ class Scanner {
       std::string_view name;
       bool escaped = false;
       if (!String(&name, &escaped)) return false;
-      if (escaped) {
-        names.emplace_back();
-        if (!JsonObjectReader::DecodeString(name, &names.back())) return false;
-        name = names.back();
+      if (escaped) {  // decoded into the reader's storage, whatever the depth
+        names_->emplace_back();
+        if (!JsonObjectReader::DecodeString(name, &names_->back())) return false;
+        name = names_->back();
       }
       Space();
       if (i_ >= s_.size() || s_[i_] != ':') return false;
@@ -289,11 +287,13 @@ class Scanner {
       ++i_;
       Space();
     }
-    std::vector<std::string_view> sorted;
-    sorted.reserve(out.size());
-    for (const JsonMember &m : out) sorted.push_back(m.name);
-    std::sort(sorted.begin(), sorted.end());
-    return std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end();
+    // Duplicates by sorting (no quadratic case); the members' order does not matter.
+    const auto by_name = [](const JsonMember &a, const JsonMember &b) { return a.name < b.name; };
+    const auto same_name = [](const JsonMember &a, const JsonMember &b) {
+      return a.name == b.name;
+    };
+    std::sort(out.begin(), out.end(), by_name);
+    return std::adjacent_find(out.begin(), out.end(), same_name) == out.end();
   }
 
   std::string_view s_;

@@ -105,12 +105,6 @@ bool TokenNumber(const JsonObjectReader &claims, std::string_view name, bool *pr
   return std::isfinite(*value);
 }
 
-bool TokenStringIs(const JsonObjectReader &object, std::string_view name,
-                   std::string_view expected) {
-  std::string value;
-  return TokenString(object, name, &value) && value == expected;
-}
-
 // Tokens of another kind, told apart as Clerk's own session verification
 // does (clerk/javascript at e21ae9a, August 2026, @clerk/backend 3.16:
 // packages/backend/src/tokens/request.ts with jwt/assertions.ts,
@@ -127,9 +121,13 @@ constexpr std::string_view kJwtCategorySession = "cl_B7d4PD111AAA";
 constexpr std::string_view kJwtCategoryIgnore = "cl_I7d4PD111III";
 
 bool HeaderNamesSessionToken(const JsonObjectReader &header) {
-  if (header.Find("typ") != nullptr && !TokenStringIs(header, "typ", "JWT")) return false;
-  return header.Find("cat") == nullptr || TokenStringIs(header, "cat", kJwtCategorySession) ||
-         TokenStringIs(header, "cat", kJwtCategoryIgnore);
+  std::string value;
+  if (header.Find("typ") != nullptr && !(TokenString(header, "typ", &value) && value == "JWT")) {
+    return false;
+  }
+  if (header.Find("cat") == nullptr) return true;
+  return TokenString(header, "cat", &value) &&
+         (value == kJwtCategorySession || value == kJwtCategoryIgnore);
 }
 
 // Clerk's isM2MJwt: a subject starting with "mch_" (a machine) makes an M2M
