@@ -22,6 +22,8 @@ constexpr size_t kMaxChunkLine = 1024;
 // cpp-httplib never reads a body here (handlers do, through
 // ReadFixedBody/ReadChunkedBody); should it ever, it stops at this.
 constexpr uint64_t kMaxUnexpectedBody = uint64_t{64} * 1024;
+// Response bytes held before they are sent anyway.
+constexpr size_t kMaxBufferedOutput = size_t{64} * 1024;
 // After a refused request, how long we read and discard what the client
 // still sends, so that our answer is not lost to a reset (nginx's
 // lingering close); then the socket is closed regardless.
@@ -170,6 +172,7 @@ void ConnectionStream::BeginRequest() {
 }
 
 bool ConnectionStream::Fill(Clock::time_point deadline) {
+  if (!Flush()) return false;
   const Clock::time_point until = std::min(deadline, Clock::now() + read_timeout_);
   for (;;) {
     if (PollOne(sock_, POLLIN, until) <= 0) return false;
@@ -262,19 +265,37 @@ ssize_t ConnectionStream::read(char *ptr, size_t size) {
 }
 
 ssize_t ConnectionStream::write(const char *ptr, size_t size) {
+  out_.append(ptr, size);
+  // A large body is sent as it comes rather than held whole a second time.
+  if (out_.size() >= kMaxBufferedOutput && !Flush()) return -1;
+  return static_cast<ssize_t>(size);
+}
+
+bool ConnectionStream::Flush() const {
   const Clock::time_point deadline = Clock::now() + write_timeout_;
-  for (;;) {
-    const ssize_t n = send(sock_, ptr, size, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) return n;
-    if (errno == EINTR) continue;
-    if ((errno != EAGAIN && errno != EWOULDBLOCK) || PollOne(sock_, POLLOUT, deadline) <= 0) {
-      return -1;
+  size_t sent = 0;
+  while (sent < out_.size()) {
+    const ssize_t n =
+        send(sock_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
     }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+        PollOne(sock_, POLLOUT, deadline) > 0) {
+      continue;
+    }
+    out_.clear();  // the connection is finished: nothing more may follow
+    return false;
   }
+  out_.clear();
+  return true;
 }
 
 bool ConnectionStream::is_readable() const {
-  return pos_ < end_ || PollOne(sock_, POLLIN, Clock::now() + read_timeout_) > 0;
+  if (pos_ < end_) return true;
+  return Flush() && PollOne(sock_, POLLIN, Clock::now() + read_timeout_) > 0;
 }
 
 bool ConnectionStream::is_writable() const {
@@ -282,18 +303,29 @@ bool ConnectionStream::is_writable() const {
 }
 
 void ConnectionStream::get_remote_ip_and_port(std::string &ip, int &port) const {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  if (getpeername(sock_, reinterpret_cast<sockaddr *>(&addr), &len) == 0) {
-    IpAndPort(addr, len, ip, port);
-  }
+  LearnAddresses();
+  ip = remote_ip_;
+  port = remote_port_;
 }
 
 void ConnectionStream::get_local_ip_and_port(std::string &ip, int &port) const {
+  LearnAddresses();
+  ip = local_ip_;
+  port = local_port_;
+}
+
+void ConnectionStream::LearnAddresses() const {
+  if (addresses_known_) return;
+  addresses_known_ = true;
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
+  if (getpeername(sock_, reinterpret_cast<sockaddr *>(&addr), &len) == 0) {
+    IpAndPort(addr, len, remote_ip_, remote_port_);
+  }
+  addr = sockaddr_storage{};
+  len = sizeof addr;
   if (getsockname(sock_, reinterpret_cast<sockaddr *>(&addr), &len) == 0) {
-    IpAndPort(addr, len, ip, port);
+    IpAndPort(addr, len, local_ip_, local_port_);
   }
 }
 
@@ -403,6 +435,10 @@ bool Server::process_and_close_socket(socket_t sock) {
       ret = process_request(strm, left == 1, closed, nullptr);
     } catch (...) {  // only allocation failures get here: end this connection, not the process
       ret = false;
+    }
+    if (!strm.Flush()) {
+      ret = false;
+      break;
     }
     if (!ret || closed || strm.close_after_response()) break;
   }

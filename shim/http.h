@@ -79,6 +79,13 @@ class ConnectionStream final : public httplib::Stream {
   void CloseAfterResponse() { close_ = true; }
   bool close_after_response() const { return close_; }
 
+  // Sends what write() has buffered. cpp-httplib writes a response's header
+  // section and its body apart: buffering them makes one send and one TCP
+  // segment of a small response. Called after each response, and before any
+  // wait for input (a 100 Continue must reach the client before its body is
+  // read). False if the connection failed or the write timeout passed.
+  bool Flush() const;
+
   enum class BodyStatus { kOk, kTooLarge, kMalformed, kIoError };
   // The body as Content-Length frames it, or as chunked transfer coding does,
   // up to max_bytes (after dechunking); stops reading at the first byte over.
@@ -99,6 +106,7 @@ class ConnectionStream final : public httplib::Stream {
   using Clock = std::chrono::steady_clock;
 
   bool Fill(Clock::time_point deadline);
+  void LearnAddresses() const;
   bool Accept(unsigned char c);  // header-section grammar; false sets violation_
   bool Fail(Violation v) {
     violation_ = v;
@@ -113,6 +121,14 @@ class ConnectionStream final : public httplib::Stream {
 
   char buffer_[16 * 1024];
   size_t pos_ = 0, end_ = 0;
+  // Written but not yet sent. Mutable: the const is_readable() flushes
+  // before it waits, as every wait for input does.
+  mutable std::string out_;
+  // The peer's and our own address, asked of the kernel once per connection
+  // (cpp-httplib asks for both on every request).
+  mutable bool addresses_known_ = false;
+  mutable std::string remote_ip_, local_ip_;
+  mutable int remote_port_ = 0, local_port_ = 0;
 
   // Per request.
   Phase phase_ = Phase::kRequestLine;
