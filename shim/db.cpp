@@ -31,7 +31,6 @@ namespace {
 constexpr const char *kConnectionLost = "08006";
 // A ROLLBACK after a failed step is a formality; a server that does not
 // answer it in this time gets the connection closed instead.
-constexpr std::chrono::milliseconds kRollbackTimeout{1000};
 // PQcancel() blocks while it connects to the server; it runs on a detached
 // thread, and no more than this many at once.
 constexpr int kMaxCancelsInFlight = 4;
@@ -132,21 +131,6 @@ void CancelInBackground(PGconn *conn) {
   }
 }
 
-// Ends an aborted (or, unexpectedly, open) transaction block.
-bool Rollback(PGconn *conn) {
-  const auto deadline = Clock::now() + kRollbackTimeout;
-  if (PQsendQuery(conn, "ROLLBACK") != 1 || Flush(conn, deadline) != Io::kOk) return false;
-  bool ok = true;
-  for (int i = 0; i < 4; ++i) {
-    PGresult *res = nullptr;
-    if (NextResult(conn, deadline, &res) != Io::kOk) return false;
-    if (res == nullptr) return ok && PQtransactionStatus(conn) == PQTRANS_IDLE;
-    ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-  }
-  return false;
-}
-
 // Records the first failed result: its SQLSTATE, and whether trying again
 // may help.
 void SetError(const PGresult *res, DbResult *result) {
@@ -185,10 +169,6 @@ bool SendStep(PGconn *conn, const Step &step) {
                                                     lengths.data(), formats.data(), 0) == 1
                               : PQsendQueryParams(conn, step.sql, count, nullptr, values.data(),
                                                   lengths.data(), formats.data(), 0) == 1;
-}
-
-bool SendCommand(PGconn *conn, const char *sql) {
-  return PQsendQueryParams(conn, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
 }
 
 }  // namespace
@@ -317,8 +297,7 @@ bool Pool::Connect(Slot *slot) {
   return true;
 }
 
-Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool transaction,
-                            DbResult *result) {
+Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, DbResult *result) {
   *result = DbResult();
   // An idle connection has nothing to say. If it became readable, the server
   // wrote before it went away (a FATAL or a warning at shutdown or crash)
@@ -356,12 +335,14 @@ Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool tra
     return io == Io::kTimedOut ? Outcome::kTimedOut : Outcome::kBroken;
   };
 
-  // One round trip: prepares for statements new to this connection, then
-  // BEGIN, the steps and COMMIT, then a sync (libpq pipeline mode).
-  // Parameters travel apart from the statement text, so a failed
+  // One round trip: prepares for statements new to this connection, the
+  // steps, then a sync (libpq pipeline mode). The steps are one transaction
+  // without BEGIN or COMMIT: in the extended protocol the server commits at
+  // the sync, or, after an error, skips the remaining steps and rolls back
+  // there. Parameters travel apart from the statement text, so a failed
   // authentication never writes a token into the server's log.
   struct Command {
-    enum Kind { kPrepare, kControl, kStep } kind;
+    enum Kind { kPrepare, kStep } kind;
     size_t step;
   };
   std::vector<Command> commands;
@@ -376,17 +357,9 @@ Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool tra
                          nullptr) == 1;
     commands.push_back({Command::kPrepare, i});
   }
-  if (transaction) {
-    sent = sent && SendCommand(conn, "BEGIN");
-    commands.push_back({Command::kControl, 0});
-  }
   for (size_t i = 0; sent && i < steps.size(); ++i) {
     sent = SendStep(conn, steps[i]);
     commands.push_back({Command::kStep, i});
-  }
-  if (transaction) {
-    sent = sent && SendCommand(conn, "COMMIT");
-    commands.push_back({Command::kControl, 0});
   }
   sent = sent && PQpipelineSync(conn) == 1;
   if (!sent) return abandon(Io::kBroken);
@@ -429,9 +402,9 @@ Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, bool tra
     }
     PQclear(res);
   }
-  if (PQexitPipelineMode(conn) != 1) return abandon(Io::kBroken);
-  // A failed step leaves the transaction block aborted (its COMMIT was skipped).
-  if (PQtransactionStatus(conn) != PQTRANS_IDLE && !Rollback(conn)) {
+  // After the sync the transaction is over, committed or rolled back. A
+  // connection left in one anyway is never reused.
+  if (PQexitPipelineMode(conn) != 1 || PQtransactionStatus(conn) != PQTRANS_IDLE) {
     if (!failed) return abandon(Io::kBroken);
     Drop(slot);  // the error stands; only the connection is lost
   }
@@ -455,14 +428,14 @@ DbResult Pool::Call(const char *name, const char *sql, const std::vector<Param> 
   step.name = name;
   step.sql = sql;
   step.params = params;
-  return Run({step}, false, policy);
+  return Run({step}, policy);
 }
 
 DbResult Pool::Transaction(const std::vector<Step> &steps, const RetryPolicy &policy) {
-  return Run(steps, true, policy);
+  return Run(steps, policy);
 }
 
-DbResult Pool::Run(const std::vector<Step> &steps, bool transaction, const RetryPolicy &policy) {
+DbResult Pool::Run(const std::vector<Step> &steps, const RetryPolicy &policy) {
   thread_local std::minstd_rand rng(std::random_device{}());
   const auto deadline = Clock::now() + policy.budget;
   DbResult result;
@@ -472,7 +445,7 @@ DbResult Pool::Run(const std::vector<Step> &steps, bool transaction, const Retry
       result = DbResult();
       result.sqlstate = "53300";  // no free connection in time
     } else {
-      const Outcome outcome = Attempt(slot, steps, transaction, &result);
+      const Outcome outcome = Attempt(slot, steps, &result);
       Release(slot);
       if (outcome == Outcome::kBroken) CloseIdle();
     }

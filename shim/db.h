@@ -49,8 +49,8 @@ struct DbResult {
 // the client-side deadline); the same code as the server's statement_timeout.
 constexpr const char *kQueryCanceledSqlstate = "57014";
 
-// One statement: with a name, prepared once per connection; without, sent as
-// it is (SET LOCAL ROLE ...). Parameters are always bound, never inlined.
+// One statement: with a name, prepared once per connection; without, sent
+// unnamed (parsed each time). Parameters are always bound, never inlined.
 struct Step {
   const char *name = nullptr;
   const char *sql = nullptr;
@@ -75,9 +75,10 @@ class Pool {
   DbResult Call(const char *name, const char *sql, const std::vector<Param> &params,
                 const RetryPolicy &policy = RetryPolicy());
 
-  // Runs the steps in one transaction (BEGIN ... COMMIT) on one connection,
-  // in one round trip; the result is the last step's first row. Any error
-  // rolls back and is returned; transient ones are retried as a whole.
+  // Runs the steps in one transaction on one connection, in one round trip
+  // (one pipeline, committed at its sync); the result is the last step's
+  // first row. Any error rolls back and is returned; transient ones are
+  // retried as a whole.
   DbResult Transaction(const std::vector<Step> &steps, const RetryPolicy &policy = RetryPolicy());
 
  private:
@@ -91,11 +92,11 @@ class Pool {
   Pool(const Config &config, std::vector<std::string> keys, std::vector<std::string> values);
   Slot *Acquire();
   void Release(Slot *slot);
-  Outcome Attempt(Slot *slot, const std::vector<Step> &steps, bool transaction, DbResult *result);
+  Outcome Attempt(Slot *slot, const std::vector<Step> &steps, DbResult *result);
   bool Connect(Slot *slot);
   static void Drop(Slot *slot);
   void CloseIdle();
-  DbResult Run(const std::vector<Step> &steps, bool transaction, const RetryPolicy &policy);
+  DbResult Run(const std::vector<Step> &steps, const RetryPolicy &policy);
 
   // The connection parameters: the caller's conninfo, parsed, with our defaults
   // where it is silent and the statement timeout appended to `options`.

@@ -36,7 +36,13 @@ constexpr const char *kIngestSql =
 constexpr const char *kVersionSql =
     "SELECT extversion FROM pg_catalog.pg_extension "
     "WHERE extname OPERATOR(pg_catalog.=) 'jnx_auth'::pg_catalog.name";
-constexpr const char *kAuthenticateSql = "SELECT jnx.authenticate($1::pg_catalog.text) IS NOT NULL";
+// Authenticates and switches to the authenticated role in one statement:
+// set_config('role', ..., true) is SET LOCAL ROLE, with the same membership
+// check, as a function. If authenticate() fails, the statement fails and the
+// transaction ends without the switch.
+constexpr const char *kAuthenticateSql =
+    "SELECT jnx.authenticate($1::pg_catalog.text) IS NOT NULL, "
+    "pg_catalog.set_config('role'::pg_catalog.text, 'authenticated'::pg_catalog.text, true)";
 constexpr const char *kMeSql = "SELECT jnx.me()::pg_catalog.text";
 constexpr const char *kAdminUsersSql =
     "SELECT jnx.admin_list_users($1::pg_catalog.text)::pg_catalog.text";
@@ -339,10 +345,7 @@ void HandleSession(Pool &pool, httplib::Response &res, Step call) {
   authenticate.name = "jnx_authenticate";
   authenticate.sql = kAuthenticateSql;
   authenticate.params = {Param{token.c_str(), static_cast<int>(token.size()), false}};
-  Step role;
-  role.name = "jnx_role";  // prepared once per connection like the others: no parse per request
-  role.sql = "SET LOCAL ROLE authenticated";
-  DbResult r = pool.Transaction({authenticate, role, std::move(call)});
+  DbResult r = pool.Transaction({authenticate, std::move(call)});
   context.sqlstate = r.sqlstate;
   if (r.kind != DbResult::Kind::kOk) {
     Respond(res, AnswerFor(Scope::kSession, r));

@@ -8,7 +8,7 @@
 #   4. session tokens: the core's full verification vs OpenSSL's RSA-2048
 #      verify (in process, and `openssl speed rsa2048`);
 #   5. GET /api/me through the shim (wrk, 16 connections) vs pgbench running
-#      the same transaction (authenticate, SET LOCAL ROLE, jnx.me()) alone.
+#      the same pipeline (authenticate with the role switch, jnx.me()) alone.
 #   3. webhooks end to end: test/bench/loadgen (signed user.created deliveries
 #      through jnx-shim, events/s, p50/p99, rows checked) at 16 and 64
 #      clients, against pgbench running the same ingest transaction alone.
@@ -108,9 +108,10 @@ shim_rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$me_out")
 non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$me_out")
 p50=$(awk '$1 == "50%" {print $2}' <<<"$me_out")
 p99=$(awk '$1 == "99%" {print $2}' <<<"$me_out")
-printf "BEGIN;\nSELECT jnx.authenticate('%s') IS NOT NULL;\nSET LOCAL ROLE authenticated;\nSELECT jnx.me();\nCOMMIT;\n" \
+# What the shim sends: two statements in one pipeline, one transaction.
+printf "\\\\startpipeline\nSELECT jnx.authenticate('%s') IS NOT NULL, pg_catalog.set_config('role', 'authenticated', true);\nSELECT jnx.me();\n\\\\endpipeline\n" \
   "$token" >"$work/me.sql"
-ref=$(pgbench -n -c 16 -j 2 -T "$E2E_SECONDS" -f "$work/me.sql" 2>/dev/null |
+ref=$(pgbench -n -M prepared -c 16 -j 2 -T "$E2E_SECONDS" -f "$work/me.sql" 2>/dev/null |
   sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
 echo "  jnx-shim /api/me: $shim_rps requests/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}"
 awk -v a="$shim_rps" -v b="$ref" \

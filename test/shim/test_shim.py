@@ -1259,6 +1259,61 @@ def null_or_a_data_exception_from_the_database_is_never_200_empty_nor_500():
         psql(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
 
 
+@test
+def a_session_ends_with_its_request_on_the_pooled_connection():
+    # The shim sends no BEGIN or COMMIT: authenticate (with the role switch) and the call are one
+    # pipeline, one transaction, ended by its sync. With a pool of one connection, the next
+    # request runs on the same backend: it must find the login role and no identity, after a
+    # session that succeeded, one whose call failed, and one whose token was refused.
+    scratch = f"jnx_session_end_{RUN}"
+    psql(f"DROP DATABASE IF EXISTS {scratch}")
+    psql(f"CREATE DATABASE {scratch}")
+    try:
+        jwks = psql("SELECT jwks::text FROM jnx.token_config")
+        scratch_sql(scratch, "SET client_min_messages = warning; CREATE EXTENSION jnx_auth;"
+                             "SELECT jnx.set_jwks(:'jwks'); SELECT jnx.set_token_policy(ARRAY[:'iss'], '{}');",
+                    jwks=jwks, iss=DEV_ISSUER)
+        # What the caller's transaction holds, seen from inside the call (me() runs as the
+        # caller) and from inside the webhook function (a definer: 'role' is still the caller's).
+        scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE sql AS "
+                             "$$SELECT jsonb_build_object('role', current_user::text, 'user', jnx.user_id())$$;"
+                             "CREATE OR REPLACE FUNCTION jnx.ingest_clerk_webhook(svix_id text, svix_timestamp text, "
+                             "svix_signature text, body bytea) "
+                             "RETURNS jsonb LANGUAGE sql SECURITY DEFINER AS "
+                             "$$SELECT jsonb_build_object('status', 'processed', "
+                             "'role', current_setting('role'), 'user', jnx.user_id())$$")
+        user = f"user_session_end_{RUN}"
+        auth = {"Authorization": "Bearer " + mint(session_claims(user))}
+        body = user_event("user_session_end", "Ada")
+        n = 0
+
+        def next_request_sees_nothing(after):
+            nonlocal n
+            n += 1
+            status, _, got = shim.deliver(body, svix.headers(SECRET, body, msg_id=f"msg_se_{RUN}_{n}"))
+            expect_status(status, 200, got)
+            expect(json.loads(got) == {"status": "processed", "role": "none", "user": None}, (after, got))
+
+        with PrivateShim("jnx-shim-session-end", database=scratch, JNX_POOL_SIZE="1") as shim:
+            next_request_sees_nothing("nothing yet")
+            status, _, got = shim.request("GET", "/api/me", headers=auth)
+            expect_status(status, 200, got)
+            expect(json.loads(got) == {"role": "authenticated", "user": user}, got)
+            expect(len(shim.backends()) == 1, shim.backends())
+            next_request_sees_nothing("a session that committed")
+            scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE plpgsql AS "
+                                 "$$BEGIN RAISE EXCEPTION 'fake' USING ERRCODE = '22012'; END$$")
+            status, _, got = shim.request("GET", "/api/me", headers=auth)
+            expect_status(status, 500, got)
+            next_request_sees_nothing("a session whose call failed")
+            status, _, got = shim.request("GET", "/api/me", headers={"Authorization": "Bearer x.y.z"})
+            expect_status(status, 401, got)
+            next_request_sees_nothing("a refused token")
+            expect(len(shim.backends()) == 1, shim.backends())
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
+
+
 # --- the database failing under the shim ----------------------------------------
 
 KILLED_BACKENDS = []  # deliberately killed: not crashes for no_backend_crashed_during_the_suite
