@@ -52,10 +52,19 @@ CREATE TABLE jnx.system_events (
 CREATE INDEX system_events_created_at_idx ON jnx.system_events (created_at);
 REVOKE ALL ON jnx.system_events FROM PUBLIC;
 
+-- The default of the uuid primary keys below: time-ordered (RFC 9562,
+-- version 7), so that new keys go to the right edge of their index instead
+-- of a random page (extension/core/uuid.h). Owner only: every write to these
+-- tables runs with the owner's rights.
+CREATE FUNCTION jnx._uuid_v7() RETURNS uuid
+AS 'MODULE_PATHNAME', 'jnx_uuid_v7'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+REVOKE ALL ON FUNCTION jnx._uuid_v7() FROM PUBLIC;
+
 -- Clerk organizations. A row may be provisional (created from a membership
 -- that arrived first); deletion is a tombstone (deleted_at, fields cleared).
 CREATE TABLE jnx.orgs (
-    id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    id               uuid PRIMARY KEY DEFAULT jnx._uuid_v7(),
     clerk_org_id     text NOT NULL UNIQUE,
     name             text,
     slug             text,
@@ -73,7 +82,7 @@ COMMENT ON TABLE jnx.orgs IS 'Clerk organizations, one row per clerk_org_id.';
 REVOKE ALL ON jnx.orgs FROM PUBLIC;
 
 CREATE TABLE jnx.users (
-    id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    id               uuid PRIMARY KEY DEFAULT jnx._uuid_v7(),
     clerk_user_id    text NOT NULL UNIQUE,
     email            text,
     first_name       text,
@@ -96,7 +105,7 @@ COMMENT ON TABLE jnx.users IS 'Clerk users, one row per clerk_user_id.';
 REVOKE ALL ON jnx.users FROM PUBLIC;
 
 CREATE TABLE jnx.memberships (
-    id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    id                  uuid PRIMARY KEY DEFAULT jnx._uuid_v7(),
     clerk_membership_id text NOT NULL UNIQUE,
     user_id             uuid NOT NULL
                         CONSTRAINT memberships_user_id_fkey REFERENCES jnx.users (id) ON DELETE CASCADE,

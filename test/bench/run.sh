@@ -12,6 +12,9 @@
 #   3. webhooks end to end: test/bench/loadgen (signed user.created deliveries
 #      through jnx-shim, events/s, p50/p99, rows checked) at 16 and 64
 #      clients, against pgbench running the same ingest transaction alone.
+#   6. the database alone: jnx.ingest_clerk_webhook vs a plain 5-statement
+#      transaction in pgbench; 7. p50 at 10^4 and 10^6 rows (growth.sh);
+#   8. WAL per new user, time-ordered vs random keys (wal_keys.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -163,6 +166,10 @@ echo "  ratio ingest/plain: $median (median; goal >= 1.0)"
 echo
 echo "== 7. growth: p50 of ingest and of GET /api/me with 10^4 and with 10^6 users, orgs and memberships"
 bash "$ROOT/test/bench/growth.sh" || status=1
+
+echo
+echo "== 8. WAL per new user after a checkpoint: time-ordered keys (0.4.2) vs random keys"
+bash "$ROOT/test/bench/wal_keys.sh" || status=1
 
 rm -rf "$work"
 exit $status

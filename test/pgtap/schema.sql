@@ -1,7 +1,7 @@
 -- pgTAP: the shape of the jnx schema (tables, keys, indexes, triggers) and
 -- who may touch what. Runs in a transaction that is rolled back.
 BEGIN;
-SELECT plan(115);
+SELECT plan(124);
 
 SELECT has_schema('jnx');
 SELECT has_extension('jnx_auth');
@@ -95,6 +95,28 @@ SELECT set_eq(
 
 -- Privileges: a role that was granted nothing can read or call nothing but
 -- the pure signing function.
+-- Time-ordered keys (0.4.2): version 7 UUIDs from the owner-only jnx._uuid_v7().
+SELECT is(pg_get_expr(d.adbin, d.adrelid), 'jnx._uuid_v7()', 'jnx.' || c.relname || '.id defaults to jnx._uuid_v7()')
+  FROM pg_attrdef d JOIN pg_class c ON c.oid = d.adrelid
+  JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+ WHERE c.relnamespace = 'jnx'::regnamespace AND c.relname IN ('users', 'orgs', 'memberships')
+   AND a.attname = 'id'
+ ORDER BY c.relname;
+SELECT ok((jnx.upsert_user('user_tap_v7_a', '{}')).id IS NOT NULL, 'a user for the key checks');
+SELECT pg_sleep(0.003);
+SELECT ok((jnx.upsert_user('user_tap_v7_b', '{}')).id IS NOT NULL, 'a later user');
+SELECT is((SELECT count(*)::int FROM jnx.users WHERE clerk_user_id IN ('user_tap_v7_a', 'user_tap_v7_b')
+             AND substr(id::text, 15, 1) = '7' AND substr(id::text, 20, 1) IN ('8', '9', 'a', 'b')),
+          2, 'new user ids are version 7, RFC 9562 variant');
+SELECT ok((SELECT a.id < b.id FROM jnx.users a, jnx.users b
+            WHERE a.clerk_user_id = 'user_tap_v7_a' AND b.clerk_user_id = 'user_tap_v7_b'),
+          'a later row has a larger id');
+-- The first 48 bits are the wall clock in milliseconds.
+SELECT ok((SELECT abs(('x' || lpad(replace(substr(id::text, 1, 13), '-', ''), 16, '0'))::bit(64)::bigint
+                      - (extract(epoch FROM clock_timestamp()) * 1000)::bigint) < 60000
+             FROM jnx.users WHERE clerk_user_id = 'user_tap_v7_b'),
+          'the id carries its creation time');
+
 CREATE ROLE jnx_tap_other;
 SELECT table_privs_are('jnx', t, 'jnx_tap_other', ARRAY[]::text[], 'no privileges on jnx.' || t)
   FROM unnest(ARRAY['users', 'orgs', 'memberships', 'webhook_events', 'audit_logs', 'system_events',
@@ -104,6 +126,7 @@ SELECT function_privs_are('jnx', 'get_user_by_clerk_id', ARRAY['text'], 'jnx_tap
 SELECT function_privs_are('jnx', 'set_webhook_secrets', ARRAY['text[]'], 'jnx_tap_other', ARRAY[]::text[]);
 SELECT function_privs_are('jnx', 'ingest_clerk_webhook', ARRAY['text', 'text', 'text', 'bytea'], 'jnx_tap_other', ARRAY[]::text[]);
 SELECT function_privs_are('jnx', 'webhook_sign', ARRAY['text', 'text', 'bigint', 'bytea'], 'jnx_tap_other', ARRAY['EXECUTE']);
+SELECT function_privs_are('jnx', '_uuid_v7', ARRAY[]::text[], 'jnx_tap_other', ARRAY[]::text[]);
 SELECT is((SELECT relrowsecurity FROM pg_class WHERE oid = 'jnx.webhook_secrets'::regclass), true,
           'row-level security on the secrets table');
 
