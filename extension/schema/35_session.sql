@@ -112,7 +112,9 @@ REVOKE ALL ON FUNCTION jnx._require_identity() FROM PUBLIC;
 CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    uid CONSTANT text := jnx._require_identity();
+    -- _require_identity() only to raise: it pins search_path, which costs a
+    -- configuration save and restore per call.
+    uid CONSTANT text := coalesce(jnx.user_id(), jnx._require_identity());
     c jsonb;
     profile jsonb;
     active uuid;
@@ -153,7 +155,7 @@ REVOKE ALL ON FUNCTION jnx.me() FROM PUBLIC;
 CREATE OR REPLACE FUNCTION jnx.admin_list_users(p_org text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    uid CONSTANT text := jnx._require_identity();
+    uid CONSTANT text := coalesce(jnx.user_id(), jnx._require_identity());
     target CONSTANT text := coalesce(p_org, jnx.org_id());
 BEGIN
     IF EXISTS (SELECT 1 FROM jnx.users u WHERE u.clerk_user_id = uid AND u.deleted_at IS NOT NULL) THEN
