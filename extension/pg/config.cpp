@@ -137,6 +137,17 @@ LoadTicket ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int n
                            void (*row)(const Datum *values, const bool *isnull, void *arg),
                            void *arg) {
   Assert(ncolumns <= kMaxColumns);
+  // A parallel query's leader may not take a new snapshot, and the
+  // statement's own can be older than the change that made this reload
+  // necessary (a REPEATABLE READ transaction's is): reading with it would
+  // accept a key or secret removed since. The functions that get here are
+  // PARALLEL UNSAFE; a caller mislabeled otherwise gets an error.
+  if (IsInParallelMode()) {
+    ereport(ERROR,
+            (errhidestmt(true), errcode(kConfigInParallelMode),
+             errmsg("jnx.%s changed and cannot be read again in parallel mode", cache->table),
+             errhint("Call the verification outside a parallel query (it is PARALLEL UNSAFE).")));
+  }
   const Oid nsp = get_namespace_oid("jnx", true);
   const Oid relid = OidIsValid(nsp) ? get_relname_relid(cache->table, nsp) : InvalidOid;
   if (!OidIsValid(relid)) {
@@ -149,7 +160,7 @@ LoadTicket ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int n
   // at least as new as every change this backend has been told about.
   Relation rel = table_open(relid, AccessShareLock);
   cache->relid = relid;
-  LoadTicket ticket = {cache->generation, !IsInParallelMode()};
+  const LoadTicket ticket = {cache->generation};
 
   TupleDesc desc = RelationGetDescr(rel);
   AttrNumber attnums[kMaxColumns];
@@ -170,11 +181,7 @@ LoadTicket ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int n
     }
   }
 
-  // A parallel query's leader may not take a new snapshot: read with the
-  // statement's, and do not keep the result.
-  Snapshot snapshot = RegisterSnapshot(ticket.cacheable      ? GetLatestSnapshot()
-                                       : ActiveSnapshotSet() ? GetActiveSnapshot()
-                                                             : GetTransactionSnapshot());
+  Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
   TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
   Datum values[kMaxColumns];
   bool isnull[kMaxColumns];

@@ -52,25 +52,22 @@ struct ConfigColumn {
   Oid type;
 };
 
-// What a scan tells the load: the generation its rows belong to, and
-// whether they may be cached (not in parallel mode, where only the statement's
-// snapshot may be used, which can be older than the invalidations seen).
+// What a scan tells the load: the generation its rows belong to.
 struct LoadTicket {
   uint64 generation;
-  bool cacheable;
 };
 
 // Scans jnx.<cache->table> under AccessShareLock with the latest snapshot and
 // calls row(values, isnull, arg) for each live row (values in column order,
 // valid only during the call). Pass the ticket to MarkLoaded once everything
 // read has been turned into the cached contents. May ereport (missing table,
-// changed column type, lock timeout): call it from a frame that holds no C++
-// object.
+// changed column type, lock timeout, JX901 in parallel mode): call it from a
+// frame that holds no C++ object.
 LoadTicket ScanConfigTable(TableCache *cache, const ConfigColumn *columns, int ncolumns,
                            void (*row)(const Datum *values, const bool *isnull, void *arg),
                            void *arg);
 inline void MarkLoaded(TableCache *cache, LoadTicket ticket) {
-  if (ticket.cacheable) cache->loaded = ticket.generation;
+  cache->loaded = ticket.generation;
 }
 
 // Whether the cache may be used as it is. Processes first the invalidations

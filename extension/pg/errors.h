@@ -41,6 +41,7 @@ inline constexpr int kTokenWrongType = MAKE_SQLSTATE('J', 'X', '1', '1', '1');
 inline constexpr int kNotAuthenticated = MAKE_SQLSTATE('J', 'X', '2', '0', '1');
 inline constexpr int kNotAuthorized = MAKE_SQLSTATE('J', 'X', '2', '0', '2');
 inline constexpr int kInternalFailure = MAKE_SQLSTATE('J', 'X', '9', '0', '0');
+inline constexpr int kConfigInParallelMode = MAKE_SQLSTATE('J', 'X', '9', '0', '1');
 
 struct Failure {
   int sqlstate = 0;  // 0: no failure

@@ -12,7 +12,7 @@ CREATE OR REPLACE FUNCTION jnx.verify_webhook(
     secret text DEFAULT NULL, now timestamptz DEFAULT now())
 RETURNS void
 AS 'MODULE_PATHNAME', 'jnx_verify_webhook'
-LANGUAGE C STABLE PARALLEL RESTRICTED;
+LANGUAGE C STABLE PARALLEL UNSAFE;  -- see verify_session_token (35_session.sql)
 COMMENT ON FUNCTION jnx.verify_webhook(text, text, text, bytea, text, timestamptz) IS
     'Raises JX001-JX005 unless the delivery is validly signed; secret NULL = the configured secrets.';
 -- With secret NULL it checks against the configured secrets: not for everyone.

@@ -3,10 +3,13 @@
 -- a verified token, cleared at the end of the transaction. Our policies read
 -- these functions, never request.jwt.claims (which any session can set).
 -- PARALLEL RESTRICTED: parallel workers do not share that memory.
+-- verify_session_token (like verify_webhook) is PARALLEL UNSAFE: a reload of
+-- the configuration must read it with a fresh snapshot, which a parallel
+-- query may not take (JX901).
 
 CREATE OR REPLACE FUNCTION jnx.verify_session_token(token text, now timestamptz DEFAULT now())
 RETURNS jsonb AS 'MODULE_PATHNAME', 'jnx_verify_session_token'
-LANGUAGE C STABLE PARALLEL RESTRICTED;
+LANGUAGE C STABLE PARALLEL UNSAFE;
 COMMENT ON FUNCTION jnx.verify_session_token(text, timestamptz) IS
     'The normalized claims of a valid Clerk session token; raises JX101-JX109 otherwise.';
 REVOKE ALL ON FUNCTION jnx.verify_session_token(text, timestamptz) FROM PUBLIC;

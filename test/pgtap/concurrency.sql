@@ -7,7 +7,7 @@
 \i :tokens_file
 \set QUIET 1
 CREATE EXTENSION IF NOT EXISTS dblink;
-SELECT plan(18);
+SELECT plan(22);
 
 CREATE SCHEMA conc;
 -- A libpq conninfo for another session on this database, as this user.
@@ -90,6 +90,47 @@ SELECT dblink_connect('caller', conc.conninfo('conc_caller'));
 SELECT is(conc.removed_key_in_open_transaction(iso, :'tok_stranger'), 'JX102',
           'a key removed while a ' || iso || ' transaction runs is refused in that transaction')
   FROM unnest(ARRAY['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE']) iso;
+-- 1c. The same in a parallel query's leader, which may not take the fresh
+--     snapshot that the reload reads with: the function is PARALLEL UNSAFE,
+--     and a wrapper mislabeled PARALLEL RESTRICTED (forced into parallel
+--     mode) must get an error, not the key set of its old snapshot.
+SELECT dblink_exec('caller', $$CREATE FUNCTION conc.verify_restricted(token text) RETURNS text
+    LANGUAGE plpgsql STABLE PARALLEL RESTRICTED AS 'BEGIN RETURN jnx.verify_session_token(token)::text; END'$$);
+SELECT is((SELECT proparallel FROM pg_proc WHERE oid = 'jnx.verify_session_token(text, timestamptz)'::regprocedure),
+          'u', 'verify_session_token is PARALLEL UNSAFE: no parallel plan calls it');
+SELECT is((SELECT proparallel FROM pg_proc
+            WHERE oid = 'jnx.verify_webhook(text, text, text, bytea, text, timestamptz)'::regprocedure),
+          'u', 'so is verify_webhook, which reloads the secrets the same way');
+CREATE FUNCTION conc.removed_key_in_parallel_mode(token text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    outcome text;
+BEGIN
+    -- The first call, not in parallel mode, loads the keys and takes the
+    -- transaction's snapshot (which still has the key).
+    PERFORM dblink_exec('caller', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
+    PERFORM * FROM dblink('caller', format('SELECT jnx.verify_session_token(%L)::text', token)) AS t(r text);
+    PERFORM dblink_exec('caller', 'SET LOCAL force_parallel_mode = on');
+    PERFORM conc.remote('admin', format('SELECT jnx.set_jwks(%L)::text', current_setting('conc.jwks')));
+    BEGIN
+        PERFORM * FROM dblink('caller', format('SELECT conc.verify_restricted(%L)', token)) AS t(r text);
+        outcome := 'accepted';
+    EXCEPTION WHEN OTHERS THEN
+        outcome := SQLSTATE;
+    END;
+    PERFORM dblink_exec('caller', 'ROLLBACK');
+    PERFORM conc.remote('admin', format('SELECT jnx.set_jwks(%L)::text', current_setting('conc.jwks_with_stranger')));
+    RETURN outcome;
+END
+$$;
+SELECT is(conc.removed_key_in_parallel_mode(:'tok_stranger'), 'JX901',
+          'a key removed while a REPEATABLE READ transaction runs is not accepted in parallel mode');
+SELECT conc.remote('caller', format('SELECT jnx.verify_session_token(%L)::text', :'tok_alice'));
+SELECT dblink_exec('caller', 'SET force_parallel_mode = on');
+SELECT is((SELECT r FROM dblink('caller', format('SELECT conc.verify_restricted(%L)::jsonb->>''sub''', :'tok_alice')) AS t(r text)),
+          'user_alice', 'with a current cache, parallel mode verifies as usual');
+SELECT dblink_exec('caller', 'RESET force_parallel_mode');
+SELECT dblink_exec('caller', 'DROP FUNCTION conc.verify_restricted(text)');
 SELECT dblink_disconnect('caller');
 SELECT jnx.set_jwks(:'jwks');
 
