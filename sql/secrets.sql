@@ -83,8 +83,11 @@ SELECT regress.outcome(format(
     msg_id, ts, signature, body, ts)) AS after_rollback_again
   FROM regress.vector;
 
--- The leader of a parallel query may not take a new snapshot: a reload there
--- reads with the statement's snapshot and is not kept.
+-- The leader of a parallel query may not take a new snapshot, which a reload
+-- needs (the statement's may predate the change): verify_webhook is PARALLEL
+-- UNSAFE, so even a forced parallel plan leaves it out, and a wrapper
+-- mislabeled PARALLEL RESTRICTED that reaches it in parallel mode after the
+-- secrets changed gets JX901, not the secrets of an older snapshot.
 CREATE TABLE regress.parallel_rows AS SELECT g FROM generate_series(1, 1000) g;
 ANALYZE regress.parallel_rows;
 SET force_parallel_mode = on;
@@ -96,8 +99,23 @@ EXPLAIN (costs off)
 SELECT jnx.verify_webhook(v.msg_id, v.ts::text, v.signature, v.body, now => to_timestamp(v.ts))
   FROM regress.parallel_rows p, regress.vector v WHERE p.g = 1;
 SELECT jnx.verify_webhook(v.msg_id, v.ts::text, v.signature, v.body, now => to_timestamp(v.ts))
-       AS verified_in_a_parallel_query
+       AS verified_by_a_serial_plan
   FROM regress.parallel_rows p, regress.vector v WHERE p.g = 1;
+CREATE FUNCTION regress.verify_restricted(msg_id text, ts bigint, signature text, body bytea)
+RETURNS text LANGUAGE plpgsql STABLE PARALLEL RESTRICTED AS $$
+BEGIN
+    PERFORM jnx.verify_webhook(msg_id, ts::text, signature, body, now => to_timestamp(ts));
+    RETURN 'ok';
+END
+$$;
+SELECT jnx.set_webhook_secrets(secret) FROM regress.vector;
+EXPLAIN (costs off)
+SELECT regress.verify_restricted(v.msg_id, v.ts, v.signature, v.body)
+  FROM regress.parallel_rows p, regress.vector v WHERE p.g = 1;
+\set VERBOSITY sqlstate
+SELECT regress.verify_restricted(v.msg_id, v.ts, v.signature, v.body)
+  FROM regress.parallel_rows p, regress.vector v WHERE p.g = 1;
+\set VERBOSITY default
 RESET force_parallel_mode;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
@@ -107,3 +125,4 @@ SELECT regress.outcome(format(
     msg_id, ts, signature, body, ts)) AS after_the_parallel_query
   FROM regress.vector;
 DROP TABLE regress.parallel_rows;
+DROP FUNCTION regress.verify_restricted(text, bigint, text, bytea);

@@ -20,7 +20,8 @@ facts AS (
     UNION ALL
     SELECT 'type ' || t.typname || ' ' || format_type(t.typbasetype, t.typtypmod)
            || CASE WHEN t.typnotnull THEN ' not null' ELSE '' END
-      FROM pg_type t WHERE t.typnamespace IN (SELECT oid FROM nsp) AND t.typtype = 'd'    UNION ALL
+      FROM pg_type t WHERE t.typnamespace IN (SELECT oid FROM nsp) AND t.typtype = 'd'
+    UNION ALL
     SELECT 'index ' || pg_get_indexdef(indexrelid)
       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
      WHERE c.relnamespace IN (SELECT oid FROM nsp)
