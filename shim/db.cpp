@@ -29,8 +29,6 @@ bool IsTransientSqlstate(const std::string &s) {
 namespace {
 
 constexpr const char *kConnectionLost = "08006";
-// A ROLLBACK after a failed step is a formality; a server that does not
-// answer it in this time gets the connection closed instead.
 // PQcancel() blocks while it connects to the server; it runs on a detached
 // thread, and no more than this many at once.
 constexpr int kMaxCancelsInFlight = 4;
@@ -367,14 +365,22 @@ Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, DbResult
   if (const Io io = Flush(conn, deadline); io != Io::kOk) return abandon(io);
 
   // Each command's results end with a NULL; the sync's result ends it all.
-  // Counting both bounds the loop even if the connection misbehaves.
+  // Counting both bounds the loop even if the connection misbehaves. An
+  // error after the last command's results is the commit's own (a deferred
+  // constraint, a serialization failure found at commit): the transaction's
+  // error, on a connection that is fine.
   size_t finished = 0, results = 0;
-  bool failed = false;
+  bool failed = false, commit_failed = false, commit_finished = false;
   for (;;) {
     PGresult *res = nullptr;
     if (const Io io = NextResult(conn, deadline, &res); io != Io::kOk) return abandon(io);
     if (res == nullptr) {
-      if (PQstatus(conn) != CONNECTION_OK || ++finished > commands.size()) {
+      if (PQstatus(conn) != CONNECTION_OK) return abandon(Io::kBroken);
+      if (finished < commands.size()) {
+        ++finished;
+      } else if (commit_failed && !commit_finished) {
+        commit_finished = true;
+      } else {
         return abandon(Io::kBroken);
       }
       continue;
@@ -383,6 +389,13 @@ Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, DbResult
     if (status == PGRES_PIPELINE_SYNC) {
       PQclear(res);
       break;
+    }
+    if (finished >= commands.size() && status == PGRES_FATAL_ERROR && !commit_failed) {
+      commit_failed = true;
+      if (!failed) SetError(res, result);
+      failed = true;
+      PQclear(res);
+      continue;
     }
     if (++results > commands.size() || finished >= commands.size()) {
       PQclear(res);

@@ -1296,10 +1296,11 @@ def a_session_ends_with_its_request_on_the_pooled_connection():
 
         with PrivateShim("jnx-shim-session-end", database=scratch, JNX_POOL_SIZE="1") as shim:
             next_request_sees_nothing("nothing yet")
+            backend = shim.backends()
+            expect(len(backend) == 1, backend)
             status, _, got = shim.request("GET", "/api/me", headers=auth)
             expect_status(status, 200, got)
             expect(json.loads(got) == {"role": "authenticated", "user": user}, got)
-            expect(len(shim.backends()) == 1, shim.backends())
             next_request_sees_nothing("a session that committed")
             scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE plpgsql AS "
                                  "$$BEGIN RAISE EXCEPTION 'fake' USING ERRCODE = '22012'; END$$")
@@ -1309,7 +1310,26 @@ def a_session_ends_with_its_request_on_the_pooled_connection():
             status, _, got = shim.request("GET", "/api/me", headers={"Authorization": "Bearer x.y.z"})
             expect_status(status, 401, got)
             next_request_sees_nothing("a refused token")
-            expect(len(shim.backends()) == 1, shim.backends())
+            # An error at the commit itself (a deferred constraint) is the transaction's error,
+            # not a lost connection: 500 at once, no retry, the connection kept.
+            scratch_sql(scratch, "CREATE TABLE public.parent (id int PRIMARY KEY);"
+                                 "CREATE TABLE public.child (id int REFERENCES public.parent "
+                                 "DEFERRABLE INITIALLY DEFERRED);"
+                                 "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE sql "
+                                 "SECURITY DEFINER AS $$INSERT INTO public.child VALUES (1) "
+                                 "RETURNING jsonb_build_object('role', current_user::text)$$")
+            status, _, got = shim.request("GET", "/api/me", headers=auth)
+            expect(status == 500 and json.loads(got) == {"error": "internal_error"}, (status, got))
+            expect(scratch_sql(scratch, "SELECT count(*) FROM public.child") == "0", "the commit failed")
+            next_request_sees_nothing("a commit that failed")
+            expect(shim.backends() == backend, (backend, shim.backends()))
+            # A response larger than the shim's 64 KiB output buffer arrives whole.
+            scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE sql AS "
+                                 "$$SELECT jsonb_build_object('pad', repeat('x', 300000), 'end', 'here')$$")
+            status, _, got = shim.request("GET", "/api/me", headers=auth)
+            expect_status(status, 200, got[:100])
+            doc = json.loads(got)
+            expect(len(doc["pad"]) == 300000 and doc["end"] == "here", len(got))
     finally:
         psql(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
 
