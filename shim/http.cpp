@@ -265,31 +265,38 @@ ssize_t ConnectionStream::read(char *ptr, size_t size) {
 }
 
 ssize_t ConnectionStream::write(const char *ptr, size_t size) {
-  out_.append(ptr, size);
-  // A large body is sent as it comes rather than held whole a second time.
-  if (out_.size() >= kMaxBufferedOutput && !Flush()) return -1;
+  if (out_.size() + size <= kMaxBufferedOutput) {
+    out_.append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+  // A large body goes out as it is, after what is buffered: not copied.
+  if (!Flush() || !SendAll(ptr, size)) return -1;
   return static_cast<ssize_t>(size);
 }
 
 bool ConnectionStream::Flush() const {
-  const Clock::time_point deadline = Clock::now() + write_timeout_;
+  const bool sent = SendAll(out_.data(), out_.size());
+  out_.clear();  // after a failure the connection is finished: nothing more may follow
+  return sent;
+}
+
+// The write timeout bounds each wait for the client to take more bytes, as
+// it bounded each of cpp-httplib's own writes.
+bool ConnectionStream::SendAll(const char *ptr, size_t size) const {
   size_t sent = 0;
-  while (sent < out_.size()) {
-    const ssize_t n =
-        send(sock_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (sent < size) {
+    const ssize_t n = send(sock_, ptr + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       sent += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-        PollOne(sock_, POLLOUT, deadline) > 0) {
+        PollOne(sock_, POLLOUT, Clock::now() + write_timeout_) > 0) {
       continue;
     }
-    out_.clear();  // the connection is finished: nothing more may follow
     return false;
   }
-  out_.clear();
   return true;
 }
 
@@ -434,6 +441,7 @@ bool Server::process_and_close_socket(socket_t sock) {
     try {
       ret = process_request(strm, left == 1, closed, nullptr);
     } catch (...) {  // only allocation failures get here: end this connection, not the process
+      strm.DiscardOutput();  // a response cut short is not sent
       ret = false;
     }
     if (!strm.Flush()) {

@@ -80,11 +80,13 @@ class ConnectionStream final : public httplib::Stream {
   bool close_after_response() const { return close_; }
 
   // Sends what write() has buffered. cpp-httplib writes a response's header
-  // section and its body apart: buffering them makes one send and one TCP
-  // segment of a small response. Called after each response, and before any
-  // wait for input (a 100 Continue must reach the client before its body is
-  // read). False if the connection failed or the write timeout passed.
+  // section and its body apart: buffering them (up to 64 KiB) makes one send
+  // and one TCP segment of a small response. Called after each response, and
+  // before any wait for input (a 100 Continue must reach the client before
+  // its body is read). False if the connection failed or the client took no
+  // byte for the write timeout.
   bool Flush() const;
+  void DiscardOutput() { out_.clear(); }
 
   enum class BodyStatus { kOk, kTooLarge, kMalformed, kIoError };
   // The body as Content-Length frames it, or as chunked transfer coding does,
@@ -106,6 +108,7 @@ class ConnectionStream final : public httplib::Stream {
   using Clock = std::chrono::steady_clock;
 
   bool Fill(Clock::time_point deadline);
+  bool SendAll(const char *ptr, size_t size) const;
   void LearnAddresses() const;
   bool Accept(unsigned char c);  // header-section grammar; false sets violation_
   bool Fail(Violation v) {
