@@ -66,16 +66,26 @@ RESET lock_timeout;
 --     committed by another session is refused at the next call, not at the
 --     next transaction.
 SELECT jnx.set_jwks(:'jwks_with_stranger');
-CREATE FUNCTION conc.removed_key_in_open_transaction(isolation text, token text) RETURNS text
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION conc.removed_key_in_open_transaction(isolation text, token text,
+                                                     in_parallel_mode boolean DEFAULT false)
+RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     outcome text;
 BEGIN
+    -- The first call loads the keys and takes the transaction's snapshot
+    -- (which still has the key); the second comes after the removal,
+    -- directly or (1c) through a wrapper forced into parallel mode.
     PERFORM dblink_exec('caller', 'BEGIN ISOLATION LEVEL ' || isolation);
     PERFORM * FROM dblink('caller', format('SELECT jnx.verify_session_token(%L)::text', token)) AS t(r text);
+    IF in_parallel_mode THEN
+        PERFORM dblink_exec('caller', 'SET LOCAL force_parallel_mode = on');
+    END IF;
     PERFORM conc.remote('admin', format('SELECT jnx.set_jwks(%L)::text', current_setting('conc.jwks')));
     BEGIN
-        PERFORM * FROM dblink('caller', format('SELECT jnx.verify_session_token(%L)::text', token)) AS t(r text);
+        PERFORM * FROM dblink('caller', format(CASE WHEN in_parallel_mode
+                                                    THEN 'SELECT conc.verify_restricted(%L)'
+                                                    ELSE 'SELECT jnx.verify_session_token(%L)::text' END,
+                                               token)) AS t(r text);
         outcome := 'accepted';
     EXCEPTION WHEN OTHERS THEN
         outcome := SQLSTATE;
@@ -101,29 +111,7 @@ SELECT is((SELECT proparallel FROM pg_proc WHERE oid = 'jnx.verify_session_token
 SELECT is((SELECT proparallel FROM pg_proc
             WHERE oid = 'jnx.verify_webhook(text, text, text, bytea, text, timestamptz)'::regprocedure),
           'u', 'so is verify_webhook, which reloads the secrets the same way');
-CREATE FUNCTION conc.removed_key_in_parallel_mode(token text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    outcome text;
-BEGIN
-    -- The first call, not in parallel mode, loads the keys and takes the
-    -- transaction's snapshot (which still has the key).
-    PERFORM dblink_exec('caller', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
-    PERFORM * FROM dblink('caller', format('SELECT jnx.verify_session_token(%L)::text', token)) AS t(r text);
-    PERFORM dblink_exec('caller', 'SET LOCAL force_parallel_mode = on');
-    PERFORM conc.remote('admin', format('SELECT jnx.set_jwks(%L)::text', current_setting('conc.jwks')));
-    BEGIN
-        PERFORM * FROM dblink('caller', format('SELECT conc.verify_restricted(%L)', token)) AS t(r text);
-        outcome := 'accepted';
-    EXCEPTION WHEN OTHERS THEN
-        outcome := SQLSTATE;
-    END;
-    PERFORM dblink_exec('caller', 'ROLLBACK');
-    PERFORM conc.remote('admin', format('SELECT jnx.set_jwks(%L)::text', current_setting('conc.jwks_with_stranger')));
-    RETURN outcome;
-END
-$$;
-SELECT is(conc.removed_key_in_parallel_mode(:'tok_stranger'), 'JX901',
+SELECT is(conc.removed_key_in_open_transaction('REPEATABLE READ', :'tok_stranger', true), 'JX901',
           'a key removed while a REPEATABLE READ transaction runs is not accepted in parallel mode');
 SELECT conc.remote('caller', format('SELECT jnx.verify_session_token(%L)::text', :'tok_alice'));
 SELECT dblink_exec('caller', 'SET force_parallel_mode = on');

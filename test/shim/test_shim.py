@@ -10,6 +10,7 @@ through JNX_LISTEN.
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -1229,34 +1230,41 @@ def scratch_sql(db, sql, **variables):
     return out.stdout.strip()
 
 
+@contextlib.contextmanager
+def scratch_database(name):
+    """A database of our own with the extension and the cluster's key set and issuer, so that its
+    functions can be replaced while the shared one keeps them. Dropped afterwards."""
+    psql(f"DROP DATABASE IF EXISTS {name}")
+    psql(f"CREATE DATABASE {name}")
+    try:
+        jwks = psql("SELECT jwks::text FROM jnx.token_config")
+        scratch_sql(name, "SET client_min_messages = warning; CREATE EXTENSION jnx_auth;"
+                          "SELECT jnx.set_jwks(:'jwks'); SELECT jnx.set_token_policy(ARRAY[:'iss'], '{}');",
+                    jwks=jwks, iss=DEV_ISSUER)
+        yield name
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @test
 def null_or_a_data_exception_from_the_database_is_never_200_empty_nor_500():
     # A database of our own whose jnx.me() we replace: the shared one keeps its functions.
-    scratch = f"jnx_fake_{RUN}"
-    psql(f"DROP DATABASE IF EXISTS {scratch}")
-    psql(f"CREATE DATABASE {scratch}")
-    try:
-        jwks = psql("SELECT jwks::text FROM jnx.token_config")
-        scratch_sql(scratch, "SET client_min_messages = warning; CREATE EXTENSION jnx_auth;"
-                             "SELECT jnx.set_jwks(:'jwks'); SELECT jnx.set_token_policy(ARRAY[:'iss'], '{}');",
-                    jwks=jwks, iss=DEV_ISSUER)
-        with PrivateShim("jnx-shim-fake", database=scratch) as shim:
-            auth = {"Authorization": "Bearer " + mint(session_claims(f"user_fake_{RUN}"))}
+    with scratch_database(f"jnx_fake_{RUN}") as scratch, \
+            PrivateShim("jnx-shim-fake", database=scratch) as shim:
+        auth = {"Authorization": "Bearer " + mint(session_claims(f"user_fake_{RUN}"))}
+        status, _, got = shim.request("GET", "/api/me", headers=auth)
+        expect_status(status, 200, got)  # the real jnx.me() first
+        scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE sql "
+                             "AS 'SELECT NULL::jsonb'")
+        status, headers, got = shim.request("GET", "/api/me", headers=auth)
+        expect_status(status, 503, got)
+        expect(json.loads(got) == {"error": "no_result"} and headers.get("retry-after"), (got, headers))
+        for code, want, reason in (("22021", 400, "bad_request"), ("22P02", 400, "bad_request"),
+                                   ("22012", 500, "internal_error")):
+            scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE plpgsql AS "
+                                 f"$$BEGIN RAISE EXCEPTION 'fake' USING ERRCODE = '{code}'; END$$")
             status, _, got = shim.request("GET", "/api/me", headers=auth)
-            expect_status(status, 200, got)  # the real jnx.me() first
-            scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE sql "
-                                 "AS 'SELECT NULL::jsonb'")
-            status, headers, got = shim.request("GET", "/api/me", headers=auth)
-            expect_status(status, 503, got)
-            expect(json.loads(got) == {"error": "no_result"} and headers.get("retry-after"), (got, headers))
-            for code, want, reason in (("22021", 400, "bad_request"), ("22P02", 400, "bad_request"),
-                                       ("22012", 500, "internal_error")):
-                scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE plpgsql AS "
-                                     f"$$BEGIN RAISE EXCEPTION 'fake' USING ERRCODE = '{code}'; END$$")
-                status, _, got = shim.request("GET", "/api/me", headers=auth)
-                expect(status == want and json.loads(got) == {"error": reason}, f"{code}: {status} {got!r}")
-    finally:
-        psql(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
+            expect(status == want and json.loads(got) == {"error": reason}, f"{code}: {status} {got!r}")
 
 
 @test
@@ -1265,14 +1273,7 @@ def a_session_ends_with_its_request_on_the_pooled_connection():
     # pipeline, one transaction, ended by its sync. With a pool of one connection, the next
     # request runs on the same backend: it must find the login role and no identity, after a
     # session that succeeded, one whose call failed, and one whose token was refused.
-    scratch = f"jnx_session_end_{RUN}"
-    psql(f"DROP DATABASE IF EXISTS {scratch}")
-    psql(f"CREATE DATABASE {scratch}")
-    try:
-        jwks = psql("SELECT jwks::text FROM jnx.token_config")
-        scratch_sql(scratch, "SET client_min_messages = warning; CREATE EXTENSION jnx_auth;"
-                             "SELECT jnx.set_jwks(:'jwks'); SELECT jnx.set_token_policy(ARRAY[:'iss'], '{}');",
-                    jwks=jwks, iss=DEV_ISSUER)
+    with scratch_database(f"jnx_session_end_{RUN}") as scratch:
         # What the caller's transaction holds, seen from inside the call (me() runs as the
         # caller) and from inside the webhook function (a definer: 'role' is still the caller's).
         scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE sql AS "
@@ -1330,8 +1331,6 @@ def a_session_ends_with_its_request_on_the_pooled_connection():
             expect_status(status, 200, got[:100])
             doc = json.loads(got)
             expect(len(doc["pad"]) == 300000 and doc["end"] == "here", len(got))
-    finally:
-        psql(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
 
 
 # --- the database failing under the shim ----------------------------------------
