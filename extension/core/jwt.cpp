@@ -602,14 +602,11 @@ TokenError VerifyToken(std::string_view token, const KeySet &keys, const TokenPo
     if (!party_ok) return TokenError::kWrongParty;
   }
 
-  std::string org_id, org_role;
-  TokenString(claims, "org_id", &org_id);
-  TokenString(claims, "org_role", &org_role);
   if (identity != nullptr) {
     identity->times = times;
     identity->sub = sub;
-    identity->org_id = org_id;
-    identity->org_role = org_role;
+    if (!TokenString(claims, "org_id", &identity->org_id)) identity->org_id.clear();
+    if (!TokenString(claims, "org_role", &identity->org_role)) identity->org_role.clear();
   }
 
   // Version 2 carries the active organization in "o": add the v1 names. They
