@@ -17,6 +17,7 @@
 #include "../tools/token_util.h"
 #include "bench_util.h"
 #include "core/jwt.h"
+#include "core/token_cache.h"
 
 namespace {
 
@@ -26,19 +27,70 @@ struct Result {
   double reference = 0, ours = 0, ratio = 0;
 };
 
-// Alternating rounds of OpenSSL's verify and ours for one key and token.
-Result Compare(const t::Key &key, const std::string &token, int rounds, double seconds) {
-  jnx::core::KeySet keys;
+constexpr long long kNow = 1764150000;  // the tokens' iat
+
+// The key set of `key` and the policy the tokens are minted for.
+void Prepare(const t::Key &key, jnx::core::KeySet *keys, jnx::core::TokenPolicy *policy) {
   std::string detail;
-  if (jnx::core::KeySet::Parse("{\"keys\":[" + t::Jwk(key) + "]}", &keys, &detail) !=
+  if (jnx::core::KeySet::Parse("{\"keys\":[" + t::Jwk(key) + "]}", keys, &detail) !=
       jnx::core::TokenError::kOk) {
     std::fprintf(stderr, "key set refused: %s\n", detail.c_str());
     std::exit(1);
   }
-  const long long now = 1764150000;
+  policy->issuers = {"https://clerk.example.test"};
+  policy->authorized_parties = {"https://app.example.test"};
+}
+
+// Rounds of `reference` and `ours` in turn, after a warm-up of each.
+template <typename Reference, typename Ours>
+Result Alternate(Reference &&reference, Ours &&ours, int rounds, double seconds) {
+  jnx::bench::RunFor(0.2, reference);
+  jnx::bench::RunFor(0.2, ours);
+  std::vector<double> ratios, refs, mine;
+  for (int r = 0; r < rounds; ++r) {
+    const double a = jnx::bench::RunFor(seconds, reference);
+    const double b = jnx::bench::RunFor(seconds, ours);
+    refs.push_back(a);
+    mine.push_back(b);
+    ratios.push_back(b / a);
+  }
+  return {jnx::bench::Median(refs), jnx::bench::Median(mine), jnx::bench::Median(ratios)};
+}
+
+// A hit in the verified-token cache vs the SHA-256 of the token that keys it
+// (EVP_Digest with a digest fetched once): the hash is a hit's floor.
+Result CompareCacheHit(const t::Key &key, const std::string &token, int rounds, double seconds) {
+  jnx::core::KeySet keys;
   jnx::core::TokenPolicy policy;
-  policy.issuers = {"https://clerk.example.test"};
-  policy.authorized_parties = {"https://app.example.test"};
+  Prepare(key, &keys, &policy);
+  const long long now = kNow;
+  std::string claims;
+  jnx::core::TokenIdentity identity;
+  if (jnx::core::VerifyToken(token, keys, policy, now, &claims, &identity) !=
+      jnx::core::TokenError::kOk) {
+    std::fprintf(stderr, "token refused\n");
+    std::exit(1);
+  }
+  jnx::core::TokenCache cache;
+  cache.Insert(token, 1, claims, identity);
+  EVP_MD *sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  auto hash = [&] {
+    unsigned int len = 0;
+    return EVP_Digest(token.data(), token.size(), digest, &len, sha256, nullptr) == 1;
+  };
+  auto hit = [&] { return cache.Find(token, 1, now, policy.leeway_seconds) != nullptr; };
+  const Result result = Alternate(hash, hit, rounds, seconds);
+  EVP_MD_free(sha256);
+  return result;
+}
+
+// Alternating rounds of OpenSSL's verify and ours for one key and token.
+Result Compare(const t::Key &key, const std::string &token, int rounds, double seconds) {
+  jnx::core::KeySet keys;
+  jnx::core::TokenPolicy policy;
+  Prepare(key, &keys, &policy);
+  const long long now = kNow;
 
   const std::string input = token.substr(0, token.rfind('.'));
   std::string signature;
@@ -64,18 +116,9 @@ Result Compare(const t::Key &key, const std::string &token, int rounds, double s
   auto ours = [&] {
     return jnx::core::VerifyToken(token, keys, policy, now, &out) == jnx::core::TokenError::kOk;
   };
-  jnx::bench::RunFor(0.2, openssl_verify);
-  jnx::bench::RunFor(0.2, ours);
-  std::vector<double> ratios, refs, mine;
-  for (int r = 0; r < rounds; ++r) {
-    const double a = jnx::bench::RunFor(seconds, openssl_verify);
-    const double b = jnx::bench::RunFor(seconds, ours);
-    refs.push_back(a);
-    mine.push_back(b);
-    ratios.push_back(b / a);
-  }
+  const Result result = Alternate(openssl_verify, ours, rounds, seconds);
   EVP_MD_CTX_free(ctx);
-  return {jnx::bench::Median(refs), jnx::bench::Median(mine), jnx::bench::Median(ratios)};
+  return result;
 }
 
 }  // namespace
@@ -83,7 +126,7 @@ Result Compare(const t::Key &key, const std::string &token, int rounds, double s
 int main(int argc, char **argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 5;
   const double seconds = argc > 2 ? std::atof(argv[2]) : 0.5;
-  const long long now = 1764150000;
+  const long long now = kNow;
   const std::string claims =
       "{\"azp\":\"https://app.example.test\",\"exp\":" + std::to_string(now + 60) +
       ",\"fva\":[3,-1],\"iat\":" + std::to_string(now) +
@@ -103,6 +146,14 @@ int main(int argc, char **argv) {
   std::printf("  jnx VerifyToken (full verification):        %9.0f verifies/s (median)\n", r.ours);
   std::printf("  ratio token/openssl: %.3f (median of per-round ratios; target >= 0.80)\n",
               r.ratio);
+
+  const Result h = CompareCacheHit(rsa, rsa_token, rounds, seconds);
+  std::printf("verified-token cache hit, the same token, %d alternating rounds\n", rounds);
+  std::printf("  openssl SHA-256 of the token (its key):       %9.0f digests/s (median)\n",
+              h.reference);
+  std::printf("  jnx TokenCache::Find, a hit:                  %9.0f hits/s (median)\n", h.ours);
+  std::printf("  ratio hit/sha256: %.3f (median of per-round ratios; 1.0 = the hash alone)\n",
+              h.ratio);
 
   const t::Key ec = t::GenerateEc("ins_bench_ec");
   const std::string ec_token = t::Token(ec, t::Header(ec), claims);
