@@ -250,6 +250,19 @@ SELECT jnx.set_jwks(:'jwks');
 -- from it, but never where a full verification would refuse it.
 SELECT jnx.verify_session_token(:'tok_alice')->>'sub' AS verified;
 SELECT jnx.verify_session_token(:'tok_alice')->>'sub' AS verified_again;
+-- A hit answers the claims the full verification gave (the cache keeps their
+-- jsonb after the first hit): a fresh cache, then a miss, a hit, a hit.
+SELECT jnx.set_jwks(:'jwks');
+CREATE TEMP TABLE answers AS SELECT 1 AS call, jnx.verify_session_token(:'tok_carol') AS claims;
+INSERT INTO answers SELECT 2, jnx.verify_session_token(:'tok_carol');
+BEGIN;
+INSERT INTO answers SELECT 3, jnx.authenticate(:'tok_carol');
+INSERT INTO answers SELECT 4, jnx.claims();
+COMMIT;
+SELECT count(*) AS answers, count(DISTINCT claims::text) AS distinct_answers,
+       min(claims->>'sub') = max(claims->>'sub') AND min(claims->>'org_role') = 'org:admin' AS carol
+  FROM answers;
+DROP TABLE answers;
 -- The clock: past exp plus the leeway, cached or not.
 SELECT regress.outcome(format('SELECT jnx.verify_session_token(%L, now() + interval ''2 hours'')',
                               :'tok_alice')) AS two_hours_later;

@@ -47,6 +47,16 @@ void TokenCache::Insert(std::string_view token, uint64_t generation, std::string
   slot.digest = digest;
   slot.value.claims = std::move(claims);
   slot.value.identity = std::move(identity);
+  slot.value.image.clear();
+}
+
+void TokenCache::SetImage(std::string_view token, uint64_t generation, std::string image) {
+  Digest digest;
+  if (!Hash(token, &digest)) return;
+  Slot &slot = slots_[SlotOf(digest)];
+  if (slot.used && slot.generation == generation && slot.digest == digest) {
+    slot.value.image = std::move(image);
+  }
 }
 
 void TokenCache::Clear() {

@@ -14,7 +14,7 @@
 //   passed. A miss for that reason is verified in full, which names it.
 // - Fixed capacity, direct-mapped: a token's slot is chosen by its hash and a
 //   newcomer replaces the slot's entry. Memory is bounded by capacity times
-//   the largest token kept (kMaxTokenBytes).
+//   the largest token kept (kMaxTokenBytes), its claims and their image.
 #pragma once
 
 #include <array>
@@ -33,6 +33,10 @@ inline constexpr size_t kTokenCacheSlots = 256;
 struct CachedToken {
   std::string claims;  // as VerifyToken wrote them
   TokenIdentity identity;
+  // The claims in a form of the caller's, derived from `claims` once and kept
+  // with them (the extension keeps the jsonb image it returns, so a hit needs
+  // no JSON parse). Opaque here; empty until SetImage.
+  std::string image;
 };
 
 class TokenCache {
@@ -47,6 +51,9 @@ class TokenCache {
   // Keeps a token that VerifyToken accepted under `generation`.
   void Insert(std::string_view token, uint64_t generation, std::string claims,
               TokenIdentity identity);
+  // Keeps `image` with the entry of `token` under `generation`, if there is
+  // one (a newcomer may have taken its slot since: then nothing).
+  void SetImage(std::string_view token, uint64_t generation, std::string image);
   void Clear();
   size_t size() const;  // entries held
 

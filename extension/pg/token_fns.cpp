@@ -138,6 +138,8 @@ struct Verified {
   char *sub = nullptr;
   char *org_id = nullptr;
   char *org_role = nullptr;
+  Jsonb *claims_jsonb = nullptr;  // palloc'd copy of the cached jsonb; NULL: parse claims
+  uint64 generation = 0;          // the configuration it was verified under
 };
 
 char *CopyNoThrow(const std::string &s) noexcept {
@@ -167,9 +169,20 @@ void CopyOut(const std::string &claims, const core::TokenIdentity &identity, Ver
 void VerifyWorker(std::string_view token, TokenConfig &config, uint64 generation, int64 now,
                   Verified *out, Failure *failure) noexcept {
   Guard(failure, [&] {
+    out->generation = generation;
     if (const core::CachedToken *hit =
             config.verified.Find(token, generation, now, config.policy.leeway_seconds)) {
       CopyOut(hit->claims, hit->identity, out, failure);
+      if (!hit->image.empty()) {
+        void *image =
+            MemoryContextAllocExtended(CurrentMemoryContext, hit->image.size(), MCXT_ALLOC_NO_OOM);
+        if (image == nullptr) {
+          failure->Set(ERRCODE_OUT_OF_MEMORY, "out of memory in jnx_auth");
+          return;
+        }
+        hit->image.copy(static_cast<char *>(image), hit->image.size());
+        out->claims_jsonb = static_cast<Jsonb *>(image);
+      }
       return;
     }
     std::string claims;
@@ -199,6 +212,24 @@ Verified Verify(text *token, TimestampTz now) {
 
 Datum ClaimsJsonb(const char *claims) {
   return DirectFunctionCall1(jsonb_in, CStringGetDatum(claims));
+}
+
+// The claims of a verified token as jsonb. Parsed once per cache entry: the
+// jsonb image is kept with the entry (if it is still there, under the same
+// configuration), and a hit returns a copy of it.
+Datum VerifiedClaims(text *token, const Verified &v) {
+  if (v.claims_jsonb != nullptr) return PointerGetDatum(v.claims_jsonb);
+  const Datum claims = ClaimsJsonb(v.claims);
+  const Jsonb *jsonb = DatumGetJsonbP(claims);
+  Failure failure;
+  Guard(&failure, [&] {
+    if (token_config == nullptr || token_cache.loaded != v.generation) return;
+    token_config->verified.SetImage(
+        std::string_view(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token)), v.generation,
+        std::string(reinterpret_cast<const char *>(jsonb), VARSIZE(jsonb)));
+  });
+  if (failure.failed()) RaiseFailure(failure);
+  return claims;
 }
 
 // --- identity -----------------------------------------------------------------------
@@ -308,8 +339,9 @@ JNX_FUNCTION(jnx_verify_session_token) {
     ereport(ERROR,
             (errhidestmt(true), errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("now is NULL")));
   }
-  jnx::pg::Verified v = jnx::pg::Verify(PG_GETARG_TEXT_PP(0), PG_GETARG_TIMESTAMPTZ(1));
-  PG_RETURN_DATUM(jnx::pg::ClaimsJsonb(v.claims));
+  text *token = PG_GETARG_TEXT_PP(0);
+  jnx::pg::Verified v = jnx::pg::Verify(token, PG_GETARG_TIMESTAMPTZ(1));
+  PG_RETURN_DATUM(jnx::pg::VerifiedClaims(token, v));
 }
 
 // jnx.authenticate(token text) -> jsonb: the identity of this transaction.
@@ -318,9 +350,9 @@ JNX_FUNCTION(jnx_authenticate) {
     ereport(ERROR, (errhidestmt(true), errcode(jnx::pg::kNotAuthenticated),
                     errmsg("not authenticated"), errdetail("No session token was given.")));
   }
-  jnx::pg::Verified v =
-      jnx::pg::Verify(PG_GETARG_TEXT_PP(0), GetCurrentTransactionStartTimestamp());
-  Datum claims = jnx::pg::ClaimsJsonb(v.claims);
+  text *token = PG_GETARG_TEXT_PP(0);
+  jnx::pg::Verified v = jnx::pg::Verify(token, GetCurrentTransactionStartTimestamp());
+  Datum claims = jnx::pg::VerifiedClaims(token, v);
 
   jnx::pg::PushIdentity(v);
 

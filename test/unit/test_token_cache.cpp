@@ -36,6 +36,26 @@ TEST(TokenCache, AHitGivesWhatWasVerified) {
   EXPECT_EQ(hit->identity.sub, "user_1");
 }
 
+// The image belongs to one entry: set only where token and generation match,
+// and gone when a newcomer takes the slot.
+TEST(TokenCache, AnImageStaysWithItsEntryOnly) {
+  TokenCache cache(1);  // one slot: every token shares it
+  cache.Insert("tok.a.b", 1, "{}", Who("user_1", kNow + 60));
+  EXPECT_EQ(cache.Find("tok.a.b", 1, kNow, kLeeway)->image, "");
+  cache.SetImage("tok.a.c", 1, "other token");
+  cache.SetImage("tok.a.b", 2, "other generation");
+  EXPECT_EQ(cache.Find("tok.a.b", 1, kNow, kLeeway)->image, "");
+  cache.SetImage("tok.a.b", 1, std::string("\x01\x00jsonb", 7));
+  EXPECT_EQ(cache.Find("tok.a.b", 1, kNow, kLeeway)->image, std::string("\x01\x00jsonb", 7));
+  cache.Insert("tok.x.y", 1, "{}", Who("user_2", kNow + 60));
+  EXPECT_EQ(cache.Find("tok.a.b", 1, kNow, kLeeway), nullptr);
+  EXPECT_EQ(cache.Find("tok.x.y", 1, kNow, kLeeway)->image, "");
+  cache.Insert("tok.x.y", 1, "{}", Who("user_2", kNow + 60));  // verified again: no stale image
+  cache.SetImage("tok.x.y", 1, "y");
+  cache.Insert("tok.x.y", 1, "{}", Who("user_2", kNow + 60));
+  EXPECT_EQ(cache.Find("tok.x.y", 1, kNow, kLeeway)->image, "");
+}
+
 TEST(TokenCache, AnotherTokenNeverHits) {
   TokenCache cache;
   cache.Insert("tok.a.b", 1, "{}", Who("user_1", kNow + 60));
