@@ -6,7 +6,8 @@
 #   2. jnx.verify_webhook through SQL vs `SELECT 1`, both with pgbench
 #      (prepared, 2 clients), alternating rounds on a private "bench" cluster;
 #   4. session tokens: the core's full verification vs OpenSSL's RSA-2048
-#      verify (in process, and `openssl speed rsa2048`);
+#      verify (in process, and `openssl speed rsa2048`), and a hit in the
+#      verified-token cache vs the SHA-256 of the token alone;
 #   5. GET /api/me through the shim (wrk, 16 connections) vs pgbench running
 #      the same pipeline (authenticate with the role switch, jnx.me()) alone.
 #   3. webhooks end to end: test/bench/loadgen (signed user.created deliveries
@@ -96,7 +97,7 @@ for c in 16 64; do
 done
 
 echo
-echo "== 4. session tokens: jnx VerifyToken vs OpenSSL RSA-2048 verify"
+echo "== 4. session tokens: jnx VerifyToken vs OpenSSL RSA-2048 verify; a cache hit vs SHA-256"
 token_out=$(./build/bench_token)
 echo "$token_out"
 ours=$(sed -n 's/.*VerifyToken (full verification): *\([0-9]*\) verifies.*/\1/p' <<<"$token_out")
