@@ -175,9 +175,10 @@ bool ConnectionStream::Fill(Clock::time_point deadline) {
   if (!Flush()) return false;
   const Clock::time_point until = std::min(deadline, Clock::now() + read_timeout_);
   for (;;) {
-    // Read first, wait only when nothing is there: on a kept-alive connection
-    // cpp-httplib has just waited for the next request, so a poll here would
-    // only say so again (one system call of the nine a request costs).
+    // Read first, wait only when nothing is there: at the start of a request
+    // process_and_close_socket has just waited for it, so a poll here would
+    // only say so again (one system call of the nine a request cost). Input
+    // that arrives in pieces pays one recv more per piece instead.
     const ssize_t n = recv(sock_, buffer_, sizeof buffer_, MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

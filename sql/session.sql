@@ -251,7 +251,8 @@ SELECT jnx.set_jwks(:'jwks');
 SELECT jnx.verify_session_token(:'tok_alice')->>'sub' AS verified;
 SELECT jnx.verify_session_token(:'tok_alice')->>'sub' AS verified_again;
 -- A hit answers the claims the full verification gave (the cache keeps their
--- jsonb after the first hit): a fresh cache, then a miss, a hit, a hit.
+-- jsonb, made at the miss): a fresh cache, a miss, two hits, and the claims
+-- of the identity the last one set.
 SELECT jnx.set_jwks(:'jwks');
 CREATE TEMP TABLE answers AS SELECT 1 AS call, jnx.verify_session_token(:'tok_carol') AS claims;
 INSERT INTO answers SELECT 2, jnx.verify_session_token(:'tok_carol');

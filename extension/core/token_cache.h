@@ -14,7 +14,8 @@
 //   passed. A miss for that reason is verified in full, which names it.
 // - Fixed capacity, direct-mapped: a token's slot is chosen by its hash and a
 //   newcomer replaces the slot's entry. Memory is bounded by capacity times
-//   the largest token kept (kMaxTokenBytes), its claims and their image.
+//   the largest token kept (kMaxTokenBytes), its claims and their image (at
+//   most kMaxImageBytes; a larger one is not kept).
 #pragma once
 
 #include <array>
@@ -29,6 +30,7 @@
 namespace jnx::core {
 
 inline constexpr size_t kTokenCacheSlots = 256;
+inline constexpr size_t kMaxImageBytes = kMaxTokenBytes;
 
 struct CachedToken {
   std::string claims;  // as VerifyToken wrote them
@@ -45,14 +47,16 @@ class TokenCache {
 
   // The entry for `token` when it was verified under `generation` and its time
   // claims still hold at `now` with `leeway_seconds`; nullptr otherwise. The
-  // pointer is valid until the next Insert or Clear.
+  // pointer is valid until the next Insert or Clear; SetImage changes the
+  // entry's image in place.
   const CachedToken *Find(std::string_view token, uint64_t generation, int64_t now,
                           int64_t leeway_seconds) const;
   // Keeps a token that VerifyToken accepted under `generation`.
   void Insert(std::string_view token, uint64_t generation, std::string claims,
               TokenIdentity identity);
   // Keeps `image` with the entry of `token` under `generation`, if there is
-  // one (a newcomer may have taken its slot since: then nothing).
+  // one (a newcomer may have taken its slot since: then nothing) and the
+  // image is at most kMaxImageBytes.
   void SetImage(std::string_view token, uint64_t generation, std::string image);
   void Clear();
   size_t size() const;  // entries held

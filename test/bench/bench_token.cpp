@@ -74,6 +74,10 @@ Result CompareCacheHit(const t::Key &key, const std::string &token, int rounds, 
   jnx::core::TokenCache cache;
   cache.Insert(token, 1, claims, identity);
   EVP_MD *sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (sha256 == nullptr) {
+    std::fprintf(stderr, "SHA256 not available\n");
+    std::exit(1);
+  }
   unsigned char digest[EVP_MAX_MD_SIZE];
   auto hash = [&] {
     unsigned int len = 0;

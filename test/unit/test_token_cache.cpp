@@ -56,6 +56,17 @@ TEST(TokenCache, AnImageStaysWithItsEntryOnly) {
   EXPECT_EQ(cache.Find("tok.x.y", 1, kNow, kLeeway)->image, "");
 }
 
+// What the cache holds stays bounded: an image beyond kMaxImageBytes is not
+// kept (the caller makes it again on the next hit).
+TEST(TokenCache, AnOversizeImageIsNotKept) {
+  TokenCache cache;
+  cache.Insert("tok.a.b", 1, "{}", Who("user_1", kNow + 60));
+  cache.SetImage("tok.a.b", 1, std::string(jnx::core::kMaxImageBytes + 1, 'x'));
+  EXPECT_EQ(cache.Find("tok.a.b", 1, kNow, kLeeway)->image, "");
+  cache.SetImage("tok.a.b", 1, std::string(jnx::core::kMaxImageBytes, 'x'));
+  EXPECT_EQ(cache.Find("tok.a.b", 1, kNow, kLeeway)->image.size(), jnx::core::kMaxImageBytes);
+}
+
 TEST(TokenCache, AnotherTokenNeverHits) {
   TokenCache cache;
   cache.Insert("tok.a.b", 1, "{}", Who("user_1", kNow + 60));
