@@ -23,9 +23,7 @@ namespace {
 
 namespace t = jnx::testing;
 
-struct Result {
-  double reference = 0, ours = 0, ratio = 0;
-};
+using Result = jnx::bench::Comparison;
 
 constexpr long long kNow = 1764150000;  // the tokens' iat
 
@@ -39,22 +37,6 @@ void Prepare(const t::Key &key, jnx::core::KeySet *keys, jnx::core::TokenPolicy 
   }
   policy->issuers = {"https://clerk.example.test"};
   policy->authorized_parties = {"https://app.example.test"};
-}
-
-// Rounds of `reference` and `ours` in turn, after a warm-up of each.
-template <typename Reference, typename Ours>
-Result Alternate(Reference &&reference, Ours &&ours, int rounds, double seconds) {
-  jnx::bench::RunFor(0.2, reference);
-  jnx::bench::RunFor(0.2, ours);
-  std::vector<double> ratios, refs, mine;
-  for (int r = 0; r < rounds; ++r) {
-    const double a = jnx::bench::RunFor(seconds, reference);
-    const double b = jnx::bench::RunFor(seconds, ours);
-    refs.push_back(a);
-    mine.push_back(b);
-    ratios.push_back(b / a);
-  }
-  return {jnx::bench::Median(refs), jnx::bench::Median(mine), jnx::bench::Median(ratios)};
 }
 
 // A hit in the verified-token cache vs the SHA-256 of the token that keys it
@@ -84,7 +66,7 @@ Result CompareCacheHit(const t::Key &key, const std::string &token, int rounds, 
     return EVP_Digest(token.data(), token.size(), digest, &len, sha256, nullptr) == 1;
   };
   auto hit = [&] { return cache.Find(token, 1, now, policy.leeway_seconds) != nullptr; };
-  const Result result = Alternate(hash, hit, rounds, seconds);
+  const Result result = jnx::bench::Alternate(hash, hit, rounds, seconds);
   EVP_MD_free(sha256);
   return result;
 }
@@ -120,7 +102,7 @@ Result Compare(const t::Key &key, const std::string &token, int rounds, double s
   auto ours = [&] {
     return jnx::core::VerifyToken(token, keys, policy, now, &out) == jnx::core::TokenError::kOk;
   };
-  const Result result = Alternate(openssl_verify, ours, rounds, seconds);
+  const Result result = jnx::bench::Alternate(openssl_verify, ours, rounds, seconds);
   EVP_MD_CTX_free(ctx);
   return result;
 }

@@ -34,4 +34,25 @@ inline double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// Medians of a comparison: the reference's rate, ours, and the per-round ratio.
+struct Comparison {
+  double reference = 0, ours = 0, ratio = 0;
+};
+
+// Rounds of `reference` and `ours` in turn, after a warm-up of each.
+template <typename Reference, typename Ours>
+Comparison Alternate(Reference &&reference, Ours &&ours, int rounds, double seconds) {
+  RunFor(0.2, reference);
+  RunFor(0.2, ours);
+  std::vector<double> ratios, refs, mine;
+  for (int r = 0; r < rounds; ++r) {
+    const double a = RunFor(seconds, reference);
+    const double b = RunFor(seconds, ours);
+    refs.push_back(a);
+    mine.push_back(b);
+    ratios.push_back(b / a);
+  }
+  return {Median(refs), Median(mine), Median(ratios)};
+}
+
 }  // namespace jnx::bench

@@ -92,24 +92,13 @@ int main(int argc, char **argv) {
            jnx::core::WebhookError::kOk;
   };
 
-  jnx::bench::RunFor(0.2, openssl_hmac);  // warm-up
-  jnx::bench::RunFor(0.2, ours);
-  std::vector<double> ratios, ref_rates, our_rates;
-  for (int r = 0; r < rounds; ++r) {
-    const double ref = jnx::bench::RunFor(seconds, openssl_hmac);
-    const double mine = jnx::bench::RunFor(seconds, ours);
-    ref_rates.push_back(ref);
-    our_rates.push_back(mine);
-    ratios.push_back(mine / ref);
-  }
+  const jnx::bench::Comparison c = jnx::bench::Alternate(openssl_hmac, ours, rounds, seconds);
   std::printf("core svix verify, %zu-byte Clerk body, %d alternating rounds of %.1fs\n",
               s.body.size(), rounds, seconds);
-  std::printf("  openssl HMAC-SHA256 (EVP_MAC, key preset): %10.0f ops/s (median)\n",
-              jnx::bench::Median(ref_rates));
-  std::printf("  jnx VerifyWebhook (full verification):     %10.0f ops/s (median)\n",
-              jnx::bench::Median(our_rates));
+  std::printf("  openssl HMAC-SHA256 (EVP_MAC, key preset): %10.0f ops/s (median)\n", c.reference);
+  std::printf("  jnx VerifyWebhook (full verification):     %10.0f ops/s (median)\n", c.ours);
   std::printf("  ratio verify/openssl: %.3f (median of per-round ratios; target >= 0.80)\n",
-              jnx::bench::Median(ratios));
+              c.ratio);
   EVP_MAC_CTX_free(ctx);
   EVP_MAC_free(mac);
   return 0;
