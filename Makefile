@@ -99,7 +99,12 @@ $(BUILD)/jnx-mint: test/tools/mint.cpp test/tools/token_util.h $(CORE_SRCS) $(wi
 	@mkdir -p $(BUILD)
 	$(CXX) $(CXX_STD) -Iextension -o $@ $< $(CORE_SRCS) -ljansson $(OPENSSL_LIBS)
 
-tools: $(BUILD)/jnx-mint
+# LD_PRELOAD fault injector for the shim tests (test/tools/new_limit.cpp).
+$(BUILD)/new_limit.so: test/tools/new_limit.cpp
+	@mkdir -p $(BUILD)
+	$(CXX) $(CXX_STD) -shared -fPIC -o $@ $<
+
+tools: $(BUILD)/jnx-mint $(BUILD)/new_limit.so
 
 export JNX_TOKENS_FILE = $(abspath $(BUILD))/regress-tokens/tokens.psql
 export JNX_SVIX_VECTOR_FILE = $(abspath test/fixtures/svix_vector.psql)

@@ -468,7 +468,14 @@ DbResult Pool::Run(const std::vector<Step> &steps, const RetryPolicy &policy) {
       result = DbResult();
       result.sqlstate = "53300";  // no free connection in time
     } else {
-      const Outcome outcome = Attempt(slot, steps, &result);
+      Outcome outcome = Outcome::kDone;
+      try {
+        outcome = Attempt(slot, steps, &result);
+      } catch (...) {  // out of memory mid-exchange: the connection's state is unknown
+        Drop(slot);
+        Release(slot);
+        throw;
+      }
       Release(slot);
       if (outcome == Outcome::kBroken) CloseIdle();
     }

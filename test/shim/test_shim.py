@@ -1333,6 +1333,41 @@ def a_session_ends_with_its_request_on_the_pooled_connection():
             expect(len(doc["pad"]) == 300000 and doc["end"] == "here", len(got))
 
 
+@test
+def out_of_memory_mid_exchange_frees_the_pooled_connection():
+    # The shim runs with C++ allocations over 1.5 MB failing (build/new_limit.so, LD_PRELOAD),
+    # so copying a 2 MB answer out of libpq throws std::bad_alloc inside the database exchange.
+    # That request's connection is closed; the pooled database connection must come back: with
+    # a pool of one, the next request is answered at once, not 503 after the acquire timeout.
+    preload = os.path.join(ROOT, "build", "new_limit.so")
+    expect(os.path.exists(preload), "make tools builds build/new_limit.so")
+    with scratch_database(f"jnx_oom_{RUN}") as scratch:
+        scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE sql AS $$"
+                             "SELECT CASE WHEN jnx.user_id() LIKE '%_big' "
+                             "THEN jsonb_build_object('pad', repeat('x', 2000000)) "
+                             "ELSE jsonb_build_object('user', jnx.user_id()) END$$")
+        big = {"Authorization": "Bearer " + mint(session_claims(f"user_oom_{RUN}_big"))}
+        small = {"Authorization": "Bearer " + mint(session_claims(f"user_oom_{RUN}_small"))}
+        with PrivateShim("jnx-shim-oom", database=scratch, JNX_POOL_SIZE="1",
+                         LD_PRELOAD=preload, JNX_TEST_NEW_LIMIT=str(1500 * 1000)) as shim:
+            status, _, got = shim.request("GET", "/api/me", headers=small)
+            expect_status(status, 200, got)
+            backend = shim.backends()
+            try:
+                status, _, got = shim.request("GET", "/api/me", headers=big, timeout=10)
+                expect(status != 200, (status, got[:100]))
+            except (ConnectionError, http.client.HTTPException, OSError):
+                pass  # the connection closed without an answer: what the shim does on bad_alloc
+            for _ in range(3):
+                started = time.monotonic()
+                status, _, got = shim.request("GET", "/api/me", headers=small, timeout=10)
+                expect_status(status, 200, got)
+                expect(time.monotonic() - started < 1.0, "answered without waiting for a connection")
+            expect(shim.proc.poll() is None, "the shim is still running")
+            # The connection that saw the failure was closed, not reused mid-exchange.
+            expect(shim.backends() != backend, (backend, shim.backends()))
+
+
 # --- the database failing under the shim ----------------------------------------
 
 KILLED_BACKENDS = []  # deliberately killed: not crashes for no_backend_crashed_during_the_suite
