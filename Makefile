@@ -28,7 +28,7 @@ DATA_built = extension/$(EXTENSION_NAME)--$(EXTVERSION).sql $(addprefix extensio
 EXTRA_CLEAN = extension/$(EXTENSION_NAME)--*.sql $(OBJS:.o=.d)
 
 REGRESS      = setup webhook_sign webhook_verify secrets ingest sync_users sync_orgs \
-               sync_memberships replay session
+               sync_memberships replay session privacy
 REGRESS_OPTS = --inputdir=.
 
 PG_CONFIG ?= pg_config
@@ -124,6 +124,10 @@ $(BUILD)/fuzz_%: test/fuzz/fuzz_%.cpp $(CORE_SRCS) $(wildcard extension/core/*.h
 fuzz: $(FUZZ_TARGETS)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash test/fuzz/run.sh $(FUZZ_TARGETS)
 
+# --- pg_cron retention suite (its own throwaway cluster; the installed extension) ---
+cron-test:
+	bash test/cron/run.sh
+
 # --- benchmarks (not part of make test) ------------------------------------------
 $(BUILD)/bench_webhook: test/bench/bench_webhook.cpp test/bench/bench_util.h $(CORE_SRCS) $(wildcard extension/core/*.h)
 	@mkdir -p $(BUILD)
@@ -208,4 +212,4 @@ clean: clean-local
 clean-local:
 	rm -rf $(BUILD) shim/jnx-shim results regression.diffs regression.out
 
-.PHONY: symbols-check dev-token regress-tokens tools unit fuzz bench deps run stop psql reset sample-webhook resend-webhook test format format-check lint clean-local
+.PHONY: symbols-check dev-token regress-tokens tools unit fuzz cron-test bench deps run stop psql reset sample-webhook resend-webhook test format format-check lint clean-local

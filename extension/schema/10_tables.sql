@@ -98,9 +98,15 @@ CREATE TABLE jnx.users (
     clerk_updated_at timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
-    deleted_at       timestamptz
+    deleted_at       timestamptz,
+    -- Set by jnx.erase_user (or retention after the grace period): every
+    -- personal value of the person is gone; the row stays as a tombstone.
+    erased_at        timestamptz
 );
 CREATE INDEX users_org_id_idx ON jnx.users (org_id);
+-- Soft-deleted users still waiting for their hard erasure (apply_retention).
+CREATE INDEX users_erasure_due_idx ON jnx.users (deleted_at)
+    WHERE deleted_at IS NOT NULL AND erased_at IS NULL;
 COMMENT ON TABLE jnx.users IS 'Clerk users, one row per clerk_user_id.';
 REVOKE ALL ON jnx.users FROM PUBLIC;
 
@@ -125,8 +131,10 @@ CREATE INDEX memberships_org_id_idx ON jnx.memberships (org_id);
 COMMENT ON TABLE jnx.memberships IS 'Clerk organization memberships, one row per clerk_membership_id.';
 REVOKE ALL ON jnx.memberships FROM PUBLIC;
 
--- One row per Svix message id: the idempotency key, and the raw signed body
--- kept for replay.
+-- One row per Svix message id: the idempotency key, and the event kept for
+-- replay and export (without event_attributes.http_request: the client's IP
+-- address and user agent are never stored). payload is NULL once retention
+-- or an erasure dropped it; the row itself stays (idempotency, dead letters).
 CREATE TABLE jnx.webhook_events (
     svix_id        text PRIMARY KEY,
     type           text,
@@ -135,14 +143,21 @@ CREATE TABLE jnx.webhook_events (
     error          text,
     -- lz4: a Clerk event (2-3 KB of JSON) fits in the row compressed, at a
     -- fraction of the default pglz's cost.
-    payload        bytea COMPRESSION lz4 NOT NULL,
+    payload        bytea COMPRESSION lz4,
     svix_timestamp timestamptz,
     received_at    timestamptz NOT NULL DEFAULT now(),
-    processed_at   timestamptz
+    processed_at   timestamptz,
+    -- The Clerk user the event is about (user.*: data.id; memberships:
+    -- public_user_data.user_id; others: data.user_id), for export and erasure.
+    clerk_user_id  text
 );
 CREATE INDEX webhook_events_received_at_idx ON jnx.webhook_events (received_at);
 CREATE INDEX webhook_events_dead_letter_idx ON jnx.webhook_events (received_at)
     WHERE status = 'dead_letter';
+-- The stored payloads about one person (export, erasure); a payload dropped
+-- leaves the index with it.
+CREATE INDEX webhook_events_subject_idx ON jnx.webhook_events (clerk_user_id, received_at)
+    WHERE payload IS NOT NULL;
 REVOKE ALL ON jnx.webhook_events FROM PUBLIC;
 
 -- Append-only (see the append_only triggers). details names the fields that
@@ -165,7 +180,25 @@ CREATE INDEX audit_logs_created_at_idx ON jnx.audit_logs USING brin (created_at)
     WITH (autosummarize = on);
 CREATE INDEX audit_logs_org_id_idx ON jnx.audit_logs (org_id, created_at);
 CREATE INDEX audit_logs_target_idx ON jnx.audit_logs (target_type, target_id);
+-- Changes a person made themselves (actor = their Clerk user id), for export;
+-- partial, so the webhook's own audit rows never enter it.
+CREATE INDEX audit_logs_user_actor_idx ON jnx.audit_logs (actor) WHERE actor LIKE 'user\_%';
 REVOKE ALL ON jnx.audit_logs FROM PUBLIC;
+
+-- Retention windows (jnx.set_retention) and how far jnx.apply_retention has
+-- got. No row: the defaults. Owner only.
+CREATE TABLE jnx.retention_config (
+    singleton               boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    webhook_payload_days    int NOT NULL DEFAULT 30 CHECK (webhook_payload_days BETWEEN 1 AND 3650),
+    deleted_user_grace_days int NOT NULL DEFAULT 30 CHECK (deleted_user_grace_days BETWEEN 0 AND 3650),
+    audit_days              int DEFAULT 365 CHECK (audit_days BETWEEN 1 AND 36500),
+    -- Every payload received before this was dropped: the next run starts here.
+    payloads_dropped_before timestamptz NOT NULL DEFAULT '-infinity',
+    updated_at              timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE jnx.retention_config IS
+    'Retention windows for payloads, deleted users and audit rows. Owner only; set with jnx.set_retention().';
+REVOKE ALL ON jnx.retention_config FROM PUBLIC;
 
 -- pg_dump skips extension tables unless they are marked as configuration.
 SELECT pg_catalog.pg_extension_config_dump('jnx.webhook_secrets', '');
@@ -176,5 +209,6 @@ SELECT pg_catalog.pg_extension_config_dump('jnx.audit_logs', '');
 SELECT pg_catalog.pg_extension_config_dump('jnx.orgs', '');
 SELECT pg_catalog.pg_extension_config_dump('jnx.memberships', '');
 SELECT pg_catalog.pg_extension_config_dump('jnx.token_config', '');
+SELECT pg_catalog.pg_extension_config_dump('jnx.retention_config', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('jnx.system_events', 'id'), '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('jnx.audit_logs', 'id'), '');

@@ -128,7 +128,7 @@ BEGIN
     END IF;
     c := jnx.claims();
     IF EXISTS (SELECT 1 FROM jnx.users WHERE clerk_user_id = uid AND deleted_at IS NOT NULL) THEN
-        RAISE EXCEPTION 'not authorized' USING ERRCODE = 'JX202', DETAIL = 'The user has been deleted.';
+        RAISE EXCEPTION 'user deleted' USING ERRCODE = 'JX203', DETAIL = 'The user has been deleted.';
     END IF;
     PERFORM set_config('jnx.audit_actor', uid, true);
     PERFORM set_config('jnx.request_id', coalesce(c->>'sid', ''), true);
@@ -143,7 +143,7 @@ BEGIN
     IF profile IS NULL THEN
         -- The INSERT met a row it cannot see as live: a user.deleted that
         -- committed while this call ran (a tombstone). Never an empty answer.
-        RAISE EXCEPTION 'not authorized' USING ERRCODE = 'JX202', DETAIL = 'The user has been deleted.';
+        RAISE EXCEPTION 'user deleted' USING ERRCODE = 'JX203', DETAIL = 'The user has been deleted.';
     END IF;
     RETURN profile;
 END
@@ -162,7 +162,7 @@ DECLARE
     target CONSTANT text := coalesce(p_org, jnx.org_id());
 BEGIN
     IF EXISTS (SELECT 1 FROM jnx.users u WHERE u.clerk_user_id = uid AND u.deleted_at IS NOT NULL) THEN
-        RAISE EXCEPTION 'not authorized' USING ERRCODE = 'JX202', DETAIL = 'The user has been deleted.';
+        RAISE EXCEPTION 'user deleted' USING ERRCODE = 'JX203', DETAIL = 'The user has been deleted.';
     END IF;
     IF NOT jnx.is_admin()
        AND (target IS NULL OR target IS DISTINCT FROM jnx.org_id() OR NOT jnx._is_org_admin()) THEN

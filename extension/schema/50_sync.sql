@@ -289,6 +289,11 @@ BEGIN
     IF jsonb_typeof(data->'public_user_data'->'user_id') IS DISTINCT FROM 'string' OR v_user = '' THEN
         RAISE EXCEPTION 'membership data has no public_user_data.user_id' USING ERRCODE = 'JX310';
     END IF;
+    -- An erased person has no memberships and gets none: a late event about
+    -- them creates nothing, not even a provisional org (user_row stays NULL).
+    IF EXISTS (SELECT 1 FROM jnx.users u WHERE u.clerk_user_id = v_user AND u.erased_at IS NOT NULL) THEN
+        RETURN;
+    END IF;
     PERFORM jnx._provisional_org(v_org, data->'organization');
     SELECT * INTO org_row FROM jnx.orgs WHERE clerk_org_id = v_org FOR SHARE;
     PERFORM jnx._provisional_user(v_user, data->'public_user_data');
@@ -329,6 +334,10 @@ BEGIN
         RAISE EXCEPTION 'membership data has no role' USING ERRCODE = 'JX310';
     END IF;
     SELECT * INTO parties FROM jnx._membership_parties(p_data);
+    -- Erased, before or (seen once its lock was ours) during this call.
+    IF (parties.user_row).id IS NULL OR (parties.user_row).erased_at IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
     v_ended := least(ended, (parties.user_row).deleted_at, (parties.org_row).deleted_at);
 
     INSERT INTO jnx.memberships AS m

@@ -7,9 +7,16 @@
 -- shutdown) propagates, so the whole delivery rolls back and can be retried.
 -- Internal: called only by ingest_clerk_webhook and replay_webhook, which pin
 -- search_path; it runs under theirs.
+--
+-- It also answers what to store: subject, the Clerk user the event is about
+-- (export and erasure find payloads by it), and stored, the event without
+-- event_attributes.http_request (the client's IP address and user agent,
+-- which nothing here needs), or NULL to store the body as it came (it did not
+-- parse, or had nothing to remove).
 CREATE OR REPLACE FUNCTION jnx._apply_event(
     msg_id text, body bytea,
-    OUT outcome text, OUT event_type text, OUT failure text, OUT failure_state text)
+    OUT outcome text, OUT event_type text, OUT failure text, OUT failure_state text,
+    OUT subject text, OUT stored bytea)
 LANGUAGE plpgsql AS $$
 DECLARE
     event jsonb;
@@ -29,6 +36,13 @@ BEGIN
         END IF;
         event_type := event->>'type';
         data := event->'data';
+        -- Kept even when the event turns out a dead letter below (variables
+        -- are not rolled back with the block).
+        subject := CASE WHEN event_type LIKE 'user.%' THEN data->>'id'
+                        ELSE coalesce(data->'public_user_data'->>'user_id', data->>'user_id') END;
+        IF event->'event_attributes' ? 'http_request' THEN
+            stored := convert_to((event #- '{event_attributes,http_request}')::text, 'UTF8');
+        END IF;
         -- When Clerk says the event happened (ms); deletions are stamped with it.
         happened := coalesce(jnx._ms_to_timestamptz(event->'timestamp'), now());
 
@@ -85,6 +99,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     msg_id CONSTANT text := $1;
     existing_type text;
+    erased boolean := false;
     r record;
 BEGIN
     -- Raises JX001..JX004 unless the signature is valid: nothing is written.
@@ -97,9 +112,18 @@ BEGIN
     END IF;
 
     r := jnx._apply_event(msg_id, $4);
+    -- A late event about an erased person changed nothing (the tombstone
+    -- refuses it) and must not bring their values back in its payload.
+    IF r.outcome <> 'processed' AND r.subject IS NOT NULL
+       AND EXISTS (SELECT 1 FROM jnx.users u
+                    WHERE u.clerk_user_id = r.subject AND u.erased_at IS NOT NULL) THEN
+        erased := true;
+    END IF;
     INSERT INTO jnx.webhook_events
-        (svix_id, type, status, error, payload, svix_timestamp, processed_at)
-    VALUES (msg_id, r.event_type, r.outcome, r.failure, $4, to_timestamp($2::bigint), now())
+        (svix_id, type, status, error, payload, svix_timestamp, processed_at, clerk_user_id)
+    VALUES (msg_id, r.event_type, r.outcome, CASE WHEN erased THEN r.failure_state ELSE r.failure END,
+            CASE WHEN erased THEN NULL ELSE coalesce(r.stored, $4) END,
+            to_timestamp($2::bigint), now(), r.subject)
     ON CONFLICT (svix_id) DO NOTHING;
     IF NOT FOUND THEN
         -- Only a snapshot older than a copy's commit (REPEATABLE READ or
@@ -139,10 +163,15 @@ BEGIN
         RAISE EXCEPTION 'only dead letters can be replayed'
             USING ERRCODE = 'JX321', DETAIL = format('The delivery is %s.', ev.status);
     END IF;
+    IF ev.payload IS NULL THEN
+        RAISE EXCEPTION 'the payload of this delivery is no longer stored' USING ERRCODE = 'JX322',
+            DETAIL = 'Retention or an erasure dropped it; ask Svix to resend the message instead.';
+    END IF;
     r := jnx._apply_event(msg_id, ev.payload);
     UPDATE jnx.webhook_events
        SET type = r.event_type, status = r.outcome, error = r.failure,
-           attempts = attempts + 1, processed_at = now()
+           attempts = attempts + 1, processed_at = now(),
+           payload = coalesce(r.stored, payload), clerk_user_id = r.subject
      WHERE svix_id = msg_id;
     INSERT INTO jnx.system_events (kind, severity, details)
         VALUES ('webhook.replayed', CASE WHEN r.outcome = 'dead_letter' THEN 'error' ELSE 'info' END,

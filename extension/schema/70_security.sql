@@ -3,7 +3,8 @@
 --
 --   anon               nothing
 --   authenticated      reads what its identity may see (policies below)
---   service_role       reads the synced tables (a trusted backend); writes nothing
+--   service_role       reads the synced tables (a trusted backend); writes only
+--                      through export_user, erase_user and the imports
 --   jnx_authenticator  the shim's login role: only ingest and authenticate, and
 --                      SET ROLE to anon/authenticated (NOINHERIT: it holds no
 --                      privilege of theirs unless it switches)
@@ -39,6 +40,12 @@ GRANT EXECUTE ON FUNCTION jnx.claims(), jnx.user_id(), jnx.org_id(), jnx.org_rol
     jnx._is_org_admin(), jnx._active_org_live(), jnx._my_org_ids(), jnx._require_identity(), jnx.me(),
     jnx.admin_list_users(text) TO authenticated;
 GRANT EXECUTE ON FUNCTION jnx.get_user_by_clerk_id(text) TO service_role;
+-- Personal data (80_privacy.sql): a trusted backend exports, erases and
+-- imports; a signed-in user exports their own data only.
+GRANT EXECUTE ON FUNCTION jnx.export_user(text), jnx.erase_user(text, text),
+    jnx.import_clerk_users(jsonb), jnx.import_clerk_organizations(jsonb),
+    jnx.import_clerk_memberships(jsonb) TO service_role;
+GRANT EXECUTE ON FUNCTION jnx.export_me() TO authenticated;
 
 -- Tables: reads only, and only the synced data. Configuration, secrets,
 -- deliveries and system events stay with the owner.
@@ -51,7 +58,8 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['users', 'orgs', 'memberships', 'audit_logs', 'webhook_events',
-                             'system_events', 'webhook_secrets', 'token_config'] LOOP
+                             'system_events', 'webhook_secrets', 'token_config',
+                             'retention_config'] LOOP
         EXECUTE format('ALTER TABLE jnx.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE jnx.%I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS owner_all ON jnx.%I', t);

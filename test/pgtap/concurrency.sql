@@ -7,7 +7,7 @@
 \i :tokens_file
 \set QUIET 1
 CREATE EXTENSION IF NOT EXISTS dblink;
-SELECT plan(22);
+SELECT plan(29);
 
 CREATE SCHEMA conc;
 -- A libpq conninfo for another session on this database, as this user.
@@ -148,7 +148,7 @@ SELECT lives_ok($$SELECT jnx.verify_webhook(id, ts::text,
                       body) FROM conc.delivery$$, 'once readable: the newly added secret verifies');
 
 -- 3. jnx.me() racing a user.deleted: the tombstone commits while me() waits
---    on it. The answer is JX202 (the shim's 403), never NULL (an empty 200).
+--    on it. The answer is JX203 (the shim's 403), never NULL (an empty 200).
 CREATE FUNCTION conc.me_as(token text) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM jnx.authenticate(token);
@@ -163,7 +163,7 @@ SELECT conc.remote('admin', $$SELECT jnx._delete_user('user_dave', now())::text$
 SELECT dblink_send_query('caller', format('SELECT conc.me_as(%L)', :'tok_dave'));
 SELECT ok(conc.wait_for_lock('conc_caller'), 'me() waits on the uncommitted tombstone');
 SELECT dblink_exec('admin', 'COMMIT');
-SELECT throws_ok($$SELECT * FROM dblink_get_result('caller') AS t(me jsonb)$$, 'JX202', NULL,
+SELECT throws_ok($$SELECT * FROM dblink_get_result('caller') AS t(me jsonb)$$, 'JX203', NULL,
                  'me() answers "deleted", not NULL');
 SELECT is((SELECT count(*) FROM jnx.users WHERE clerk_user_id = 'user_dave' AND deleted_at IS NOT NULL),
           1::bigint, 'one row: the tombstone');
@@ -172,17 +172,58 @@ SELECT dblink_disconnect('caller');
 SELECT dblink_connect('caller', conc.conninfo('conc_caller'));
 SELECT throws_ok(format($$SELECT * FROM dblink('caller', %L) AS t(me jsonb)$$,
                         format('SELECT conc.me_as(%L)', :'tok_dave')),
-                 'JX202', NULL, 'a deleted user gets no provisional row');
+                 'JX203', NULL, 'a deleted user gets no provisional row');
 SELECT is((SELECT count(*) FROM jnx.users WHERE clerk_user_id = 'user_dave'), 1::bigint,
           'still only the tombstone');
 
 SELECT dblink_disconnect('caller');
+
+-- 4. An erasure racing a membership of the same person, both ways round.
+CREATE FUNCTION conc.membership(id text, usr text) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('id', id, 'role', 'org:member', 'updated_at', 1700000000000,
+                              'organization', jsonb_build_object('id', 'org_race'),
+                              'public_user_data', jsonb_build_object('user_id', usr, 'first_name', 'Racey'))
+$$;
+SELECT jnx.upsert_user(u, jsonb_build_object('id', u, 'first_name', 'Racey', 'updated_at', 1700000000000))
+  FROM unnest(ARRAY['user_race1', 'user_race2']) u;
+SELECT jnx.upsert_membership('orgmem_' || u, conc.membership('orgmem_' || u, u))
+  FROM unnest(ARRAY['user_race1', 'user_race2']) u;
+SELECT dblink_connect('caller', conc.conninfo('conc_caller'));
+-- 4a. The erasure holds the person's row; a membership arriving meanwhile
+--     waits, then finds them erased and writes nothing.
+SELECT dblink_exec('admin', 'BEGIN');
+SELECT conc.remote('admin', $$SELECT jnx.erase_user('user_race1', 'race test')::text$$);
+SELECT dblink_send_query('caller', format('SELECT (jnx.upsert_membership(%L, conc.membership(%L, %L))).id::text',
+                                          'orgmem_race1_late', 'orgmem_race1_late', 'user_race1'));
+SELECT ok(conc.wait_for_lock('conc_caller'), 'a membership waits on the erasure in progress');
+SELECT dblink_exec('admin', 'COMMIT');
+SELECT is((SELECT r FROM dblink_get_result('caller') AS t(r text)), NULL,
+          'then applies nothing (NULL: stale)');
+SELECT is((SELECT count(*) FROM jnx.memberships m JOIN jnx.users u ON u.id = m.user_id
+            WHERE u.clerk_user_id = 'user_race1'), 0::bigint, 'the erased person has no membership');
+SELECT is((SELECT first_name FROM jnx.users WHERE clerk_user_id = 'user_race1'), NULL, 'and no name');
+SELECT dblink_disconnect('caller');
+SELECT dblink_connect('caller', conc.conninfo('conc_caller'));
+-- 4b. A membership holds the row; the erasure waits for it, then removes it.
+SELECT dblink_exec('locker', 'BEGIN');
+SELECT conc.remote('locker', format('SELECT (jnx.upsert_membership(%L, conc.membership(%L, %L))).id::text',
+                                    'orgmem_race2_new', 'orgmem_race2_new', 'user_race2'));
+SELECT dblink_send_query('caller', $$SELECT jnx.erase_user('user_race2', 'race test')->>'memberships'$$);
+SELECT ok(conc.wait_for_lock('conc_caller'), 'an erasure waits on a membership in progress');
+SELECT dblink_exec('locker', 'COMMIT');
+SELECT is((SELECT r FROM dblink_get_result('caller') AS t(r text)), '2',
+          'then erases both memberships, the one committed meanwhile too');
+SELECT is((SELECT count(*) FROM jnx.memberships m JOIN jnx.users u ON u.id = m.user_id
+            WHERE u.clerk_user_id = 'user_race2'), 0::bigint, 'none is left');
+SELECT dblink_disconnect('caller');
+
 SELECT dblink_disconnect('locker');
 SELECT dblink_disconnect('admin');
 SELECT * FROM finish();
 
 -- Clean up for the other pgTAP files of this database.
-DELETE FROM jnx.users WHERE clerk_user_id = 'user_dave';
+DELETE FROM jnx.users WHERE clerk_user_id IN ('user_dave', 'user_race1', 'user_race2');
+DELETE FROM jnx.orgs WHERE clerk_org_id = 'org_race';
 DELETE FROM jnx.token_config;
 DELETE FROM jnx.webhook_secrets;
 DROP SCHEMA conc CASCADE;

@@ -52,7 +52,7 @@ for released in "$ROOT"/extension/released/jnx_auth--*.sql; do
   # Data through the old version's own API: a signed user.created.
   q "$db" >/dev/null <<'SQL'
 SELECT jnx.set_webhook_secrets('whsec_' || encode('upgrade test key, 32 bytes long!', 'base64'));
-WITH d AS (SELECT convert_to('{"type":"user.created","object":"event","timestamp":1700000000000,"data":{"id":"user_old","first_name":"Olde","primary_email_address_id":"idn_1","email_addresses":[{"id":"idn_1","email_address":"olde@example.com"}],"updated_at":1700000000000}}', 'UTF8') AS body,
+WITH d AS (SELECT convert_to('{"type":"user.created","object":"event","timestamp":1700000000000,"event_attributes":{"http_request":{"client_ip":"198.51.100.23","user_agent":"OldAgent/1.0"}},"data":{"id":"user_old","first_name":"Olde","primary_email_address_id":"idn_1","email_addresses":[{"id":"idn_1","email_address":"olde@example.com"}],"updated_at":1700000000000}}', 'UTF8') AS body,
               extract(epoch FROM now())::bigint AS ts,
               (SELECT secret FROM jnx.webhook_secrets LIMIT 1) AS s)
 SELECT jnx.ingest_clerk_webhook('msg_old_1', ts::text, jnx.webhook_sign(s, 'msg_old_1', ts, body), body) FROM d;
@@ -91,6 +91,12 @@ SELECT o.clerk_org_id FROM jnx.users u JOIN jnx.orgs o ON o.id = u.org_id WHERE 
 SQL
 )
   check "$version -> $CURRENT: new events apply to migrated rows" equals "$(echo $out)" "processed org_new"
+  # 0.5.0: payloads stored before lose the client's IP and user agent, learn
+  # whom they are about, and can be erased.
+  check "$version -> $CURRENT: an old payload is minimized and knows its user" \
+    equals "$(q "$db" -c "SELECT clerk_user_id || ' ' || (position('198.51.100.23' IN convert_from(payload, 'UTF8')) > 0) || ' ' || (position('OldAgent' IN convert_from(payload, 'UTF8')) > 0) || ' ' || (convert_from(payload, 'UTF8')::jsonb->'data'->>'first_name') FROM jnx.webhook_events WHERE svix_id = 'msg_old_1'")" "user_old false false Olde"
+  check "$version -> $CURRENT: migrated data can be erased" \
+    equals "$(q "$db" -c "SELECT r->>'users' || ' ' || (r->>'memberships') || ' ' || (r->>'webhook_events') FROM jnx.erase_user('user_old', 'upgrade test') r")" "1 1 2"
   if [[ $has_sessions == 1 ]]; then
     check "$version -> $CURRENT: the stored key set and policy still verify a session token" \
       equals "$(echo "SELECT jnx.verify_session_token(:'tok')->>'sub'" | q "$db" -v tok="$TOKEN")" "user_alice"
