@@ -44,6 +44,7 @@ constexpr const char *kAuthenticateSql =
     "SELECT jnx.authenticate($1::pg_catalog.text) IS NOT NULL, "
     "pg_catalog.set_config('role'::pg_catalog.text, 'authenticated'::pg_catalog.text, true)";
 constexpr const char *kMeSql = "SELECT jnx.me()::pg_catalog.text";
+constexpr const char *kExportMeSql = "SELECT jnx.export_me()::pg_catalog.text";
 constexpr const char *kAdminUsersSql =
     "SELECT jnx.admin_list_users($1::pg_catalog.text)::pg_catalog.text";
 constexpr const char *kGoneBody =
@@ -51,7 +52,7 @@ constexpr const char *kGoneBody =
 constexpr const char *kRetryAfterSeconds = "5";
 constexpr int kListenBacklog = 1024;
 
-enum class RouteKind { kWebhook, kMe, kAdminUsers, kHealth, kReady, kRetired };
+enum class RouteKind { kWebhook, kMe, kMeExport, kAdminUsers, kHealth, kReady, kRetired };
 
 struct Route {
   const char *path;
@@ -63,6 +64,7 @@ struct Route {
 constexpr Route kRoutes[] = {
     {"/api/webhooks/clerk", RouteKind::kWebhook},
     {"/api/me", RouteKind::kMe},
+    {"/api/me/export", RouteKind::kMeExport},
     {"/api/admin/users", RouteKind::kAdminUsers},
     {"/healthz", RouteKind::kHealth},
     {"/readyz", RouteKind::kReady},
@@ -87,7 +89,8 @@ bool MethodAllowed(const Route &route, const std::string &method) {
 
 bool IsSessionRoute(const Route *route) {
   return route != nullptr &&
-         (route->kind == RouteKind::kMe || route->kind == RouteKind::kAdminUsers);
+         (route->kind == RouteKind::kMe || route->kind == RouteKind::kMeExport ||
+          route->kind == RouteKind::kAdminUsers);
 }
 
 // Per-request facts gathered by the handlers and written by the logger.
@@ -335,11 +338,12 @@ bool BearerToken(std::string *token) {
 // One transaction on a pooled connection, PostgREST's way: authenticate with
 // the bearer token, switch to the authenticated role, call, commit. The
 // identity ends with the transaction, so nothing survives on the connection.
-void HandleSession(Pool &pool, httplib::Response &res, Step call) {
+// True when the call's document was answered (200).
+bool HandleSession(Pool &pool, httplib::Response &res, Step call) {
   std::string token;
   if (!BearerToken(&token)) {
     Unauthorized(res, "missing_token", false);
-    return;
+    return false;
   }
   Step authenticate;
   authenticate.name = "jnx_authenticate";
@@ -349,9 +353,11 @@ void HandleSession(Pool &pool, httplib::Response &res, Step call) {
   context.sqlstate = r.sqlstate;
   if (r.kind != DbResult::Kind::kOk) {
     Respond(res, AnswerFor(Scope::kSession, r));
-    return;
+    return false;
   }
-  if (RespondDocument(r, 1, res)) context.outcome = "ok";
+  if (!RespondDocument(r, 1, res)) return false;
+  context.outcome = "ok";
+  return true;
 }
 
 void HandleReady(Pool &pool, httplib::Response &res) {
@@ -383,6 +389,19 @@ void Handle(const Route &route, Pool &pool, const Config &config, const httplib:
       me.name = "jnx_me";
       me.sql = kMeSql;
       HandleSession(pool, res, std::move(me));
+      return;
+    }
+    case RouteKind::kMeExport: {
+      // The caller's own data only: the identity is the token's, and the
+      // query string is ignored (there is no parameter naming another user).
+      Step dump;
+      dump.name = "jnx_export_me";
+      dump.sql = kExportMeSql;
+      if (HandleSession(pool, res, std::move(dump))) {
+        res.set_header("Content-Disposition", "attachment; filename=\"jnx-export.json\"");
+        // Personal data: no cache (browser, proxy, edge) may keep a copy.
+        res.set_header("Cache-Control", "no-store");
+      }
       return;
     }
     case RouteKind::kAdminUsers: {

@@ -36,6 +36,9 @@ constexpr Rule kRules[] = {
     {"JX111", Scope::kSession, {401, "invalid_token", Extra::kInvalidToken}},
     {"JX201", Scope::kSession, {401, "not_authenticated", Extra::kBearerRealm}},
     {"JX202", Scope::kSession, {403, "forbidden", Extra::kNone}},
+    // The caller's user was deleted (or erased) in Clerk: the token outlives
+    // the account by up to a minute.
+    {"JX203", Scope::kSession, {403, "user_deleted", Extra::kNone}},
     // Our statement_timeout, or the shim gave up and cancelled: the query
     // held its connection too long; retrying later may find it free.
     {"57014", Scope::kAny, {503, "statement_timeout", Extra::kRetryAfter}},

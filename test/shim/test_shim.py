@@ -966,6 +966,162 @@ def admin_users_for_org_admins_and_platform_admins_only():
     expect_status(status, 401, data)
 
 
+EXPORT_KEYS = {"format", "format_version", "extension_version", "generated_at", "clerk_user_id", "profile",
+               "memberships", "audit", "webhook_events"}
+
+
+def expect_export_headers(headers, what):
+    expect(headers.get("content-type", "").startswith("application/json"), f"{what}: {headers}")
+    expect(headers.get("content-disposition") == 'attachment; filename="jnx-export.json"', f"{what}: {headers}")
+    expect(headers.get("cache-control") == "no-store", f"{what}: {headers}")
+
+
+@test
+def export_without_a_token_is_401_and_never_an_attachment():
+    for host, port in ((HOST, PORT), (SHIM_HOST, SHIM_PORT)):
+        status, headers, data = request("GET", "/api/me/export", host=host, port=port)
+        expect_status(status, 401, data)
+        expect(json.loads(data) == {"error": "missing_token"}, data)
+        expect(headers.get("www-authenticate") == 'Bearer realm="jnx"', headers)
+        expect("content-disposition" not in headers, f"a 401 offered as a download: {headers}")
+        token = mint(session_claims(f"user_export_bad_{RUN}"))
+        status, headers, data = request("GET", "/api/me/export", host=host, port=port,
+                                        headers={"Authorization": "Bearer " + token[:-4] + "AAAA"})
+        expect_status(status, 401, data)
+        expect(json.loads(data) == {"error": "invalid_token"}, data)
+        expect(headers.get("www-authenticate") == 'Bearer error="invalid_token"', headers)
+        expect("content-disposition" not in headers, headers)
+        # The route takes no body, and no other method.
+        status, _, data = request("POST", "/api/me/export", b"{}", {"Authorization": "Bearer " + token},
+                                  host=host, port=port)
+        expect_status(status, 404, data)
+
+
+@test
+def export_with_a_valid_token_is_the_callers_document_as_an_attachment():
+    user = f"user_export_{RUN}"
+    first = f"Exa{RUN}"
+    expect_status(deliver(user_event("user_export", first))[0], 200)  # user_event appends _{RUN}
+    token = mint(session_claims(user))
+    exports = (f"SELECT count(*) || ' ' || count(*) FILTER (WHERE actor = '{user}' AND target_type = 'user') "
+               f"FROM jnx.audit_logs WHERE action = 'user.export' AND target_id = '{user}'")
+    expect(psql(exports) == "0 0", psql(exports))
+    for host, port in ((HOST, PORT), (SHIM_HOST, SHIM_PORT)):
+        status, headers, data = request("GET", "/api/me/export", headers={"Authorization": "Bearer " + token},
+                                        host=host, port=port)
+        expect_status(status, 200, data)
+        expect_export_headers(headers, f"GET at {port}")
+        expect(headers.get("x-request-id"), "no X-Request-Id")
+        doc = json.loads(data)
+        expect(EXPORT_KEYS <= set(doc), f"keys {sorted(doc)}")
+        expect(doc["format"] == "jnx_auth.user_export" and doc["format_version"] == 1, data[:200])
+        expect(doc["clerk_user_id"] == user, f"clerk_user_id {doc['clerk_user_id']!r}")
+        profile = doc["profile"]
+        expect(profile is not None and profile.get("first_name") == first, f"profile {profile!r}")
+        expect(isinstance(doc["memberships"], list) and isinstance(doc["audit"], list), data[:200])
+        events = doc["webhook_events"]
+        expect(isinstance(events, list) and any(e.get("type") == "user.created" for e in events),
+               f"events {events!r}")
+        expect(b"192.0.2.10" not in data and b"Mozilla" not in data, "the client IP or user agent is exported")
+        version = psql("SELECT extversion FROM pg_extension WHERE extname = 'jnx_auth'")
+        expect(doc["extension_version"] == version, f"extension_version {doc['extension_version']!r}")
+    # HEAD: the same headers, no body.
+    status, headers, data = request("HEAD", "/api/me/export", headers={"Authorization": "Bearer " + token})
+    expect_status(status, 200, data)
+    expect(data == b"", f"HEAD body {data[:80]!r}")
+    expect_export_headers(headers, "HEAD")
+    # One audit row per export, by the caller (HEAD runs the export too).
+    expect(psql(exports) == "3 3", f"export audit rows (all / by the caller): {psql(exports)}")
+
+
+@test
+def export_before_the_webhook_is_an_empty_document_and_creates_no_row():
+    user = f"user_export_new_{RUN}"
+    status, headers, data = get("/api/me/export", mint(session_claims(user)))
+    expect_status(status, 200, data)
+    expect_export_headers(headers, "GET")
+    doc = json.loads(data)
+    expect(doc["clerk_user_id"] == user and doc["profile"] is None, data[:200])
+    expect(doc["memberships"] == [] and doc["webhook_events"] == [], data[:300])
+    n = psql(f"SELECT count(*) FROM jnx.users WHERE clerk_user_id = '{user}'")
+    expect(n == "0", f"the export created a users row: {n}")
+
+
+@test
+def export_ignores_the_query_string_and_never_returns_another_user():
+    caller = f"user_export_me_{RUN}"
+    other = f"user_export_other_{RUN}"
+    other_name, other_email = f"Otto{RUN}", f"otto.{RUN}@example.org"
+    expect_status(deliver(user_event("user_export_me", f"Cal{RUN}"))[0], 200)
+    other_svix = []
+    # The other user has a membership too, so that their export would not be empty.
+    ev = {"type": "organizationMembership.created", "object": "event",
+          "data": {"id": f"orgmem_export_other_{RUN}", "role": "org:admin", "created_at": 1764150000000,
+                   "updated_at": 1764150000000, "organization": {"id": f"org_export_other_{RUN}", "name": "Other"},
+                   "public_user_data": {"user_id": other}}}
+    for body in (user_event("user_export_other", other_name, other_email), json.dumps(ev).encode()):
+        headers = svix.headers(SECRET, body)
+        expect_status(deliver(body, headers)[0], 200)
+        other_svix.append(headers["svix-id"])
+    token = mint(session_claims(caller))
+    forbidden = [other, other_name, other_email, f"org_export_other_{RUN}", f"orgmem_export_other_{RUN}",
+                 *other_svix]
+    for query in (f"?user={other}", f"?clerk_user_id={other}", f"?user_id={other}", f"?sub={other}",
+                  f"?user={other}&user={caller}", f"?user={caller}&user={other}", "?user=", "?user"):
+        for host, port in ((HOST, PORT), (SHIM_HOST, SHIM_PORT)):
+            status, headers, data = request("GET", "/api/me/export" + query,
+                                            headers={"Authorization": "Bearer " + token}, host=host, port=port)
+            expect_status(status, 200, data)
+            expect_export_headers(headers, query)
+            doc = json.loads(data)
+            expect(doc["clerk_user_id"] == caller, f"{query} at {port}: clerk_user_id {doc['clerk_user_id']!r}")
+            expect(doc["profile"] is not None and doc["profile"].get("first_name") == f"Cal{RUN}",
+                   f"{query}: profile {doc['profile']!r}")
+            text = data.decode()
+            leaked = [v for v in forbidden if v in text]
+            expect(not leaked, f"{query} at {port}: the other user's values in the export: {leaked}")
+    # Every export was the caller's own; none was recorded against the other user.
+    n = psql(f"SELECT count(*) FROM jnx.audit_logs WHERE action = 'user.export' AND target_id = '{other}'")
+    expect(n == "0", f"exports recorded for the other user: {n}")
+
+
+@test
+def a_deleted_user_is_403_user_deleted_on_every_session_route():
+    user = f"user_export_gone_{RUN}"
+    org = f"org_export_gone_{RUN}"
+    expect_status(deliver(user_event("user_export_gone", "Gone"))[0], 200)
+    ev = {"type": "organizationMembership.created", "object": "event",
+          "data": {"id": f"orgmem_export_gone_{RUN}", "role": "org:admin", "created_at": 1764150000000,
+                   "updated_at": 1764150000000, "organization": {"id": org, "name": "Gone"},
+                   "public_user_data": {"user_id": user}}}
+    expect_status(deliver(json.dumps(ev).encode())[0], 200)
+    token = mint(session_claims(user, o={"id": org, "rol": "admin"}))
+    routes = ("/api/me", "/api/me/export", "/api/admin/users")
+    for path in routes:
+        status, _, data = get(path, token)
+        expect(status == 200, f"{path} before the deletion: HTTP {status} {data[:100]!r}")
+    deleted = {"type": "user.deleted", "object": "event", "timestamp": 1764150005000,
+               "data": {"id": user, "object": "user", "deleted": True}}
+    status, _, data = deliver(json.dumps(deleted).encode())
+    expect_status(status, 200, data)
+    expect(json.loads(data)["status"] == "processed", data)
+    # The token is still valid (it outlives Clerk's state by up to a minute).
+    audits = psql(f"SELECT count(*) FROM jnx.audit_logs WHERE action = 'user.export' AND target_id = '{user}'")
+    for path in routes:
+        for host, port in ((HOST, PORT), (SHIM_HOST, SHIM_PORT)):
+            status, headers, data = request("GET", path, headers={"Authorization": "Bearer " + token},
+                                            host=host, port=port)
+            expect(status == 403, f"{path} at {port}: HTTP {status} {data[:100]!r}")
+            expect(json.loads(data) == {"error": "user_deleted"}, f"{path}: {data!r}")
+            expect("content-disposition" not in headers and "www-authenticate" not in headers, f"{path}: {headers}")
+    # A refused export records nothing, and /api/me did not bring the user back.
+    after = psql(f"SELECT count(*) FROM jnx.audit_logs WHERE action = 'user.export' AND target_id = '{user}'")
+    expect(after == audits, f"export audit rows {audits} -> {after} for a deleted user")
+    row = psql(f"SELECT count(*) || ' ' || count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM jnx.users "
+               f"WHERE clerk_user_id = '{user}'")
+    expect(row == "1 1", f"users rows / deleted: {row}")
+
+
 @test
 def retired_auth_routes_are_410():
     for path in ("/api/auth/login", "/api/auth/signup", "/api/auth/user"):
