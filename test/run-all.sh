@@ -61,6 +61,11 @@ pgtap() {
     pg_prove -d jnx_pgtap test/pgtap/*.sql
 }
 
+# On a throwaway cluster of its own: pg_cron must be preloaded.
+cron_retention() {
+  bash test/cron/run.sh
+}
+
 upgrade() {
   eval "$($CLUSTER env)"
   bash test/upgrade/run.sh
@@ -84,6 +89,7 @@ suite "symbols (no library call shadowed by the server)" make -s symbols-check
 suite "private cluster, shim and nginx edge" fresh_cluster
 suite "pg_regress (make installcheck)" regress
 suite "pgTAP (pg_prove)" pgtap
+suite "pg_cron runs jnx.apply_retention (own cluster)" cron_retention
 suite "upgrade from every released version" upgrade
 suite "shim integration (HTTP, through the edge)" shim_integration
 # After the shim suite, so that its access-log check covers that traffic too.

@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential pkg-config
   postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+  postgresql-15-cron
   libpq-dev libssl-dev libjansson-dev libcpp-httplib-dev
   libgtest-dev libbenchmark-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev clang-format clang-tidy
