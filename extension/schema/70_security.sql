@@ -40,7 +40,7 @@ GRANT EXECUTE ON FUNCTION jnx.claims(), jnx.user_id(), jnx.org_id(), jnx.org_rol
     jnx._is_org_admin(), jnx._active_org_live(), jnx._my_org_ids(), jnx._require_identity(), jnx.me(),
     jnx.admin_list_users(text) TO authenticated;
 GRANT EXECUTE ON FUNCTION jnx.get_user_by_clerk_id(text) TO service_role;
--- Personal data (80_privacy.sql): a trusted backend exports, erases and
+-- Personal data (65_privacy.sql): a trusted backend exports, erases and
 -- imports; a signed-in user exports their own data only.
 GRANT EXECUTE ON FUNCTION jnx.export_user(text), jnx.erase_user(text, text),
     jnx.import_clerk_users(jsonb), jnx.import_clerk_organizations(jsonb),
