@@ -265,6 +265,7 @@ class Scanner {
       std::string_view name;
       bool escaped = false;
       if (!String(&name, &escaped)) return false;
+      const std::string_view raw_name = name;
       if (escaped) {  // decoded into the reader's storage, whatever the depth
         names_->emplace_back();
         if (!JsonObjectReader::DecodeString(name, &names_->back())) return false;
@@ -274,7 +275,7 @@ class Scanner {
       if (i_ >= s_.size() || s_[i_] != ':') return false;
       ++i_;
       Space();
-      JsonMember member{name, JsonKind::kNull, {}};
+      JsonMember member{name, JsonKind::kNull, {}, raw_name};
       if (!Value(&member.kind, &member.raw, depth)) return false;
       out.push_back(member);
       Space();

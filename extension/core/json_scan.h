@@ -28,6 +28,7 @@ struct JsonMember {
   JsonKind kind;
   std::string_view
       raw;  // a string's contents between its quotes (undecoded), else the value's text
+  std::string_view raw_name;  // the name between its quotes as written (a view into the text)
 };
 
 class JsonObjectReader {

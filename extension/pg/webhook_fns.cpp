@@ -1,6 +1,7 @@
 // SQL entry points for webhook signatures: jnx.webhook_sign, jnx.verify_webhook
 // and the secret check used by jnx.set_webhook_secrets.
 #include "config.h"
+#include "core/event_minimize.h"
 #include "core/webhook.h"
 #include "errors.h"
 #include "pg.h"
@@ -159,4 +160,34 @@ JNX_FUNCTION(jnx_check_webhook_secret) {
   jnx::pg::CheckSecretWorker(jnx::pg::TextView(secret), &failure);
   if (failure.failed()) jnx::pg::RaiseFailure(failure);
   PG_RETURN_VOID();
+}
+
+// jnx._minimized_event(body bytea) -> bytea: the event without
+// event_attributes.http_request (core/event_minimize.h), every other byte as
+// sent; NULL when there is nothing to remove, or when the strict reader
+// refuses the text (_apply_event then asks jsonb, which reads what it can).
+// The result is never longer than the body: its buffer is allocated before
+// any C++ object exists, and filled inside the guard.
+JNX_FUNCTION(jnx_minimized_event) {
+  bytea *body = PG_GETARG_BYTEA_PP(0);
+  const std::string_view event = jnx::pg::ByteaView(body);
+  auto *result = static_cast<bytea *>(palloc(VARHDRSZ + event.size()));
+  size_t length = 0;
+  bool stripped = false;
+  Failure failure;
+  jnx::pg::Guard(&failure, [&] {
+    std::string out;
+    if (jnx::core::MinimizeEvent(event, &out) != jnx::core::Minimized::kStripped) return;
+    if (out.size() > event.size()) return;  // cannot happen: it only removes bytes
+    memcpy(VARDATA(result), out.data(), out.size());
+    length = out.size();
+    stripped = true;
+  });
+  if (failure.failed()) jnx::pg::RaiseFailure(failure);
+  if (!stripped) {
+    pfree(result);
+    PG_RETURN_NULL();
+  }
+  SET_VARSIZE(result, VARHDRSZ + length);
+  PG_RETURN_BYTEA_P(result);
 }

@@ -174,6 +174,10 @@ BEGIN
     IF result.id IS NOT NULL THEN
         UPDATE jnx.memberships SET deleted_at = least(deleted_at, deleted), updated_at = now()
          WHERE user_id = result.id AND deleted_at IS DISTINCT FROM least(deleted_at, deleted);
+        -- The rest of their data goes when the grace period ends (apply_retention).
+        INSERT INTO jnx.erasure_queue (clerk_user_id, deleted_at)
+        VALUES (p_clerk_user_id, result.deleted_at)
+        ON CONFLICT (clerk_user_id) DO NOTHING;
     END IF;
     RETURN result;
 END

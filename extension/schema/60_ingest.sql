@@ -1,5 +1,13 @@
 -- Verifying and applying deliveries: jnx.ingest_clerk_webhook, jnx.replay_webhook.
 
+-- The event without event_attributes.http_request, on the bytes (in C++:
+-- extension/core/event_minimize.h); NULL when there is nothing to remove or
+-- the strict reader cannot tell. Internal.
+CREATE OR REPLACE FUNCTION jnx._minimized_event(body bytea) RETURNS bytea
+AS 'MODULE_PATHNAME', 'jnx_minimized_event'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION jnx._minimized_event(bytea) FROM PUBLIC;
+
 -- Applies one verified payload in the caller's transaction. Data that can
 -- never be applied (class 22, class 23, class 54 such as a document nested
 -- deeper than the stack allows, JX310) is caught here and reported as
@@ -40,7 +48,10 @@ BEGIN
         -- are not rolled back with the block).
         subject := CASE WHEN event_type LIKE 'user.%' THEN data->>'id'
                         ELSE coalesce(data->'public_user_data'->>'user_id', data->>'user_id') END;
-        IF event->'event_attributes' ? 'http_request' THEN
+        -- On the bytes when the strict reader can; else jsonb prints the
+        -- event again (duplicate names, say), without the member.
+        stored := jnx._minimized_event(body);
+        IF stored IS NULL AND event->'event_attributes' ? 'http_request' THEN
             stored := convert_to((event #- '{event_attributes,http_request}')::text, 'UTF8');
         END IF;
         -- When Clerk says the event happened (ms); deletions are stamped with it.
@@ -114,10 +125,11 @@ BEGIN
     r := jnx._apply_event(msg_id, $4);
     -- A late event about an erased person changed nothing (the tombstone
     -- refuses it) and must not bring their values back in its payload.
-    IF r.outcome <> 'processed' AND r.subject IS NOT NULL
-       AND EXISTS (SELECT 1 FROM jnx.users u
-                    WHERE u.clerk_user_id = r.subject AND u.erased_at IS NOT NULL) THEN
-        erased := true;
+    -- (Two IFs: a condition holding a subquery is run by the executor in
+    -- full on every call, even when its first test is false.)
+    IF r.outcome <> 'processed' AND r.subject IS NOT NULL THEN
+        erased := EXISTS (SELECT 1 FROM jnx.users u
+                           WHERE u.clerk_user_id = r.subject AND u.erased_at IS NOT NULL);
     END IF;
     INSERT INTO jnx.webhook_events
         (svix_id, type, status, error, payload, svix_timestamp, processed_at, clerk_user_id)

@@ -63,9 +63,15 @@ BEGIN
                     WHERE x.target_type = 'membership'
                       AND x.target_id IN (SELECT m.clerk_membership_id FROM jnx.memberships m
                                            WHERE m.user_id = u.id)
+                   -- As actor: a person changes only their own row (jnx.me()) and
+                   -- creates only the orgs their token names (provisionally).
                    UNION ALL
                    SELECT x.id FROM jnx.audit_logs x
-                    WHERE x.actor = p_clerk_user_id AND x.actor LIKE 'user\_%')), '[]'::jsonb),
+                    WHERE x.target_type = 'org' AND x.actor = p_clerk_user_id
+                      AND x.target_id IN (SELECT o.clerk_org_id FROM jnx.orgs o
+                                           WHERE o.id = u.org_id
+                                              OR o.id IN (SELECT m.org_id FROM jnx.memberships m
+                                                           WHERE m.user_id = u.id)))), '[]'::jsonb),
         -- The stored deliveries about them, with their payloads.
         'webhook_events', coalesce((
             SELECT jsonb_agg(jsonb_build_object(
@@ -176,6 +182,7 @@ BEGIN
         deleted_at = coalesce(deleted_at, now()), erased_at = now(), updated_at = now()
      WHERE id = u.id AND erased_at IS NULL;
     GET DIAGNOSTICS n_users = ROW_COUNT;
+    DELETE FROM jnx.erasure_queue WHERE clerk_user_id = p_clerk_user_id;
     DELETE FROM jnx.memberships WHERE user_id = u.id;
     GET DIAGNOSTICS n_memberships = ROW_COUNT;
 
@@ -306,12 +313,12 @@ BEGIN
     END IF;
 
     -- Soft-deleted users whose grace period is over: erased.
+    -- Their rows locked here, skipping one a webhook holds right now.
     FOR victim IN
-        SELECT u.clerk_user_id FROM jnx.users u
-         WHERE u.deleted_at IS NOT NULL AND u.erased_at IS NULL
-           AND u.deleted_at < at - make_interval(days => cfg.deleted_user_grace_days)
-         ORDER BY u.deleted_at LIMIT user_batch
-           FOR UPDATE SKIP LOCKED
+        SELECT u.clerk_user_id FROM jnx.erasure_queue q JOIN jnx.users u ON u.clerk_user_id = q.clerk_user_id
+         WHERE q.deleted_at < at - make_interval(days => cfg.deleted_user_grace_days)
+         ORDER BY q.deleted_at LIMIT user_batch
+           FOR UPDATE OF u SKIP LOCKED
     LOOP
         PERFORM jnx._erase_user(victim, 'retention: deleted_user_grace_days', 'jnx:retention');
         n_users := n_users + 1;

@@ -59,7 +59,7 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['users', 'orgs', 'memberships', 'audit_logs', 'webhook_events',
                              'system_events', 'webhook_secrets', 'token_config',
-                             'retention_config'] LOOP
+                             'retention_config', 'erasure_queue'] LOOP
         EXECUTE format('ALTER TABLE jnx.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE jnx.%I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS owner_all ON jnx.%I', t);

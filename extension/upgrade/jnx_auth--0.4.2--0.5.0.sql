@@ -5,13 +5,21 @@
 \echo Use "ALTER EXTENSION jnx_auth UPDATE TO '0.5.0'" to load this file. \quit
 
 ALTER TABLE jnx.users ADD COLUMN erased_at timestamptz;
-CREATE INDEX users_erasure_due_idx ON jnx.users (deleted_at)
-    WHERE deleted_at IS NOT NULL AND erased_at IS NULL;
 
 ALTER TABLE jnx.webhook_events ALTER COLUMN payload DROP NOT NULL;
 ALTER TABLE jnx.webhook_events ADD COLUMN clerk_user_id text;
 
-CREATE INDEX audit_logs_user_actor_idx ON jnx.audit_logs (actor) WHERE actor LIKE 'user\_%';
+CREATE TABLE jnx.erasure_queue (
+    clerk_user_id text PRIMARY KEY,
+    deleted_at    timestamptz NOT NULL
+);
+COMMENT ON TABLE jnx.erasure_queue IS
+    'Users deleted in Clerk, waiting for their hard erasure after the grace period. Owner only.';
+REVOKE ALL ON jnx.erasure_queue FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('jnx.erasure_queue', '');
+-- Users deleted before 0.5.0 wait for their erasure like later ones.
+INSERT INTO jnx.erasure_queue (clerk_user_id, deleted_at)
+SELECT clerk_user_id, deleted_at FROM jnx.users WHERE deleted_at IS NOT NULL;
 
 CREATE TABLE jnx.retention_config (
     singleton               boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -57,8 +65,7 @@ UPDATE jnx.webhook_events
                                      FROM jnx._upgrade_050_event(payload) e);
 DROP FUNCTION jnx._upgrade_050_event(bytea);
 
-CREATE INDEX webhook_events_subject_idx ON jnx.webhook_events (clerk_user_id, received_at)
-    WHERE payload IS NOT NULL;
+CREATE INDEX webhook_events_subject_idx ON jnx.webhook_events (clerk_user_id, received_at);
 
 -- _apply_event answers two more OUT columns (subject, stored): its row type
 -- changes, which CREATE OR REPLACE cannot do.

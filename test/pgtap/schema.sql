@@ -90,7 +90,8 @@ SELECT set_eq(
     $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'jnx_auth'$$,
     ARRAY['jnx.webhook_secrets', 'jnx.system_events', 'jnx.users', 'jnx.orgs', 'jnx.memberships',
           'jnx.webhook_events', 'jnx.audit_logs', 'jnx.token_config', 'jnx.system_events_id_seq',
-          'jnx.audit_logs_id_seq', 'jnx.retention_config'],
+          'jnx.audit_logs_id_seq', 'jnx.retention_config',
+          'jnx.erasure_queue'],
     'pg_dump keeps every jnx table');
 
 -- Privileges: a role that was granted nothing can read or call nothing but
