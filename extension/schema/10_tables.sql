@@ -180,11 +180,14 @@ CREATE INDEX audit_logs_target_idx ON jnx.audit_logs (target_type, target_id);
 REVOKE ALL ON jnx.audit_logs FROM PUBLIC;
 
 -- Users deleted in Clerk whose hard erasure is still to come: written when a
--- user.deleted makes the tombstone, removed by the erasure. apply_retention
+-- user.deleted makes the tombstone (which clears the email: the queue keeps
+-- the addresses, so that the erasure can still find payloads naming them),
+-- removed by the erasure. apply_retention
 -- reads it instead of an index on users (see webhook_events_subject_idx).
 CREATE TABLE jnx.erasure_queue (
     clerk_user_id text PRIMARY KEY,
-    deleted_at    timestamptz NOT NULL
+    since         timestamptz NOT NULL,        -- when the user.deleted arrived: the grace starts
+    emails        text[] NOT NULL DEFAULT '{}' -- the addresses they had, to find them after
 );
 COMMENT ON TABLE jnx.erasure_queue IS
     'Users deleted in Clerk, waiting for their hard erasure after the grace period. Owner only.';

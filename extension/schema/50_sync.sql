@@ -158,10 +158,12 @@ CREATE OR REPLACE FUNCTION jnx._delete_user(p_clerk_user_id text, deleted timest
 RETURNS jnx.users LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     result jnx.users;
+    old_emails text[];
 BEGIN
     IF p_clerk_user_id IS NULL OR p_clerk_user_id = '' THEN
         RAISE EXCEPTION 'user id is required' USING ERRCODE = 'JX310';
     END IF;
+    old_emails := jnx._known_emails(p_clerk_user_id);
     INSERT INTO jnx.users AS u (clerk_user_id, sync_state, deleted_at)
     VALUES (p_clerk_user_id, 'synced', deleted)
     ON CONFLICT (clerk_user_id) DO UPDATE SET
@@ -174,9 +176,12 @@ BEGIN
     IF result.id IS NOT NULL THEN
         UPDATE jnx.memberships SET deleted_at = least(deleted_at, deleted), updated_at = now()
          WHERE user_id = result.id AND deleted_at IS DISTINCT FROM least(deleted_at, deleted);
-        -- The rest of their data goes when the grace period ends (apply_retention).
-        INSERT INTO jnx.erasure_queue (clerk_user_id, deleted_at)
-        VALUES (p_clerk_user_id, result.deleted_at)
+        -- The rest of their data goes when the grace period ends
+        -- (apply_retention), counted from now: a late user.deleted gets it too.
+        -- The addresses they had stay with the queue row (the tombstone has
+        -- just cleared its email) until the erasure.
+        INSERT INTO jnx.erasure_queue (clerk_user_id, since, emails)
+        VALUES (p_clerk_user_id, now(), coalesce(old_emails, '{}'))
         ON CONFLICT (clerk_user_id) DO NOTHING;
     END IF;
     RETURN result;

@@ -51,7 +51,8 @@ BEGIN
         -- On the bytes when the strict reader can; else jsonb prints the
         -- event again (duplicate names, say), without the member.
         stored := jnx._minimized_event(body);
-        IF stored IS NULL AND event->'event_attributes' ? 'http_request' THEN
+        IF stored IS NULL AND jsonb_typeof(event->'event_attributes') = 'object'
+           AND event->'event_attributes' ? 'http_request' THEN
             stored := convert_to((event #- '{event_attributes,http_request}')::text, 'UTF8');
         END IF;
         -- When Clerk says the event happened (ms); deletions are stamped with it.
@@ -125,11 +126,17 @@ BEGIN
     r := jnx._apply_event(msg_id, $4);
     -- A late event about an erased person changed nothing (the tombstone
     -- refuses it) and must not bring their values back in its payload.
-    -- (Two IFs: a condition holding a subquery is run by the executor in
-    -- full on every call, even when its first test is false.)
-    IF r.outcome <> 'processed' AND r.subject IS NOT NULL THEN
-        erased := EXISTS (SELECT 1 FROM jnx.users u
-                           WHERE u.clerk_user_id = r.subject AND u.erased_at IS NOT NULL);
+    -- An erasure of the same person takes this lock exclusively (class
+    -- 0x6A6E7802, key hashtext of the Clerk user id): it waits for this
+    -- delivery and then finds its row, or this delivery waits for it and then
+    -- sees the tombstone. (Nested IF: a condition holding a subquery is run by
+    -- the executor in full on every call, even when its first test is false.)
+    IF r.subject IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock_shared(1785624578, hashtext(r.subject));
+        IF r.outcome <> 'processed' THEN
+            erased := EXISTS (SELECT 1 FROM jnx.users u
+                               WHERE u.clerk_user_id = r.subject AND u.erased_at IS NOT NULL);
+        END IF;
     END IF;
     INSERT INTO jnx.webhook_events
         (svix_id, type, status, error, payload, svix_timestamp, processed_at, clerk_user_id)

@@ -21,9 +21,12 @@ REVOKE ALL ON FUNCTION jnx._payload_json(bytea) FROM PUBLIC;
 -- Export ----------------------------------------------------------------------
 
 -- Everything the schema holds about one person, as one document with stable
--- keys, and an audit row (actor, target; no values). Internal: export_user
--- and export_me decide who may ask.
-CREATE OR REPLACE FUNCTION jnx._export(p_clerk_user_id text, p_actor text) RETURNS jsonb
+-- keys, and an audit row (actor, target; no values). for_self: the document
+-- goes to the person (export_me), so Clerk's private_metadata, which Clerk
+-- keeps from the user, is left out of the payloads. Internal: export_user and
+-- export_me decide who may ask.
+CREATE OR REPLACE FUNCTION jnx._export(p_clerk_user_id text, p_actor text, for_self boolean)
+RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     u jnx.users;
@@ -77,8 +80,10 @@ BEGIN
             SELECT jsonb_agg(jsonb_build_object(
                        'svix_id', w.svix_id, 'type', w.type, 'status', w.status,
                        'received_at', w.received_at, 'processed_at', w.processed_at,
-                       'payload', jnx._payload_json(w.payload)) ORDER BY w.received_at, w.svix_id)
-              FROM jnx.webhook_events w
+                       'payload', CASE WHEN for_self AND jsonb_typeof(p.doc->'data') = 'object'
+                                       THEN p.doc #- '{data,private_metadata}' ELSE p.doc END)
+                       ORDER BY w.received_at, w.svix_id)
+              FROM jnx.webhook_events w, LATERAL (SELECT jnx._payload_json(w.payload) AS doc) p
              WHERE w.clerk_user_id = p_clerk_user_id AND w.payload IS NOT NULL), '[]'::jsonb));
     INSERT INTO jnx.audit_logs (actor, action, target_type, target_id, request_id)
     VALUES (p_actor, 'user.export', 'user', p_clerk_user_id,
@@ -86,7 +91,7 @@ BEGIN
     RETURN doc;
 END
 $$;
-REVOKE ALL ON FUNCTION jnx._export(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jnx._export(text, text, boolean) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION jnx.export_user(clerk_user_id text) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -98,7 +103,7 @@ BEGIN
         RAISE EXCEPTION 'unknown user' USING ERRCODE = 'JX332',
             DETAIL = 'No user row has this Clerk user id.';
     END IF;
-    RETURN jnx._export($1, 'db:' || session_user);
+    RETURN jnx._export($1, 'db:' || session_user, false);
 END
 $$;
 COMMENT ON FUNCTION jnx.export_user(text) IS
@@ -117,7 +122,7 @@ BEGIN
     END IF;
     -- The audit row names the session, as jnx.me() does.
     PERFORM set_config('jnx.request_id', coalesce(jnx.claims()->>'sid', ''), true);
-    RETURN jnx._export(uid, uid);
+    RETURN jnx._export(uid, uid, true);
 END
 $$;
 COMMENT ON FUNCTION jnx.export_me() IS
@@ -126,8 +131,56 @@ REVOKE ALL ON FUNCTION jnx.export_me() FROM PUBLIC;
 
 -- Erasure -------------------------------------------------------------------------
 
--- Erases one person at once, whoever asks (erase_user) or when their grace
--- period ends (apply_retention). Afterwards:
+-- Every email address the schema knows the person by: their row's, the ones
+-- the erasure queue kept when user.deleted cleared it, and those their stored
+-- user and membership events name. Internal (owner only).
+CREATE OR REPLACE FUNCTION jnx._known_emails(p_clerk_user_id text) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN (SELECT coalesce(array_agg(DISTINCT e ORDER BY e), '{}')
+              FROM (SELECT u.email AS e FROM jnx.users u WHERE u.clerk_user_id = p_clerk_user_id
+                    UNION ALL
+                    SELECT unnest(q.emails) FROM jnx.erasure_queue q WHERE q.clerk_user_id = p_clerk_user_id
+                    UNION ALL
+                    SELECT jsonb_path_query(jnx._payload_json(w.payload),
+                               'lax $.data.email_addresses[*].email_address') #>> '{}'
+                      FROM jnx.webhook_events w
+                     WHERE w.clerk_user_id = p_clerk_user_id AND w.payload IS NOT NULL
+                    UNION ALL
+                    SELECT jnx._payload_json(w.payload)->'data'->'public_user_data'->>'identifier'
+                      FROM jnx.webhook_events w
+                     WHERE w.clerk_user_id = p_clerk_user_id AND w.payload IS NOT NULL) AS found
+             WHERE position('@' IN e) > 0);
+END
+$$;
+REVOKE ALL ON FUNCTION jnx._known_emails(text) FROM PUBLIC;
+
+-- Drops every stored payload that names the person without being about them
+-- (an org they created, an invitation to their address): their Clerk id as a
+-- JSON string, or one of their addresses. One pass over the payloads still
+-- inside the payload window; it locks only the rows it changes, so it runs
+-- before the erasure takes the person's row. Internal (owner only).
+CREATE OR REPLACE FUNCTION jnx._erase_mentions(p_clerk_user_id text) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    needles bytea[];
+    since timestamptz;
+    n int;
+BEGIN
+    SELECT array_agg(convert_to(v, 'UTF8')) INTO needles
+      FROM unnest(jnx._known_emails(p_clerk_user_id) || ('"' || p_clerk_user_id || '"')) AS v;
+    SELECT c.payloads_dropped_before INTO since FROM jnx.retention_config c;
+    UPDATE jnx.webhook_events w SET payload = NULL, error = left(w.error, 5)
+     WHERE w.payload IS NOT NULL AND w.received_at >= coalesce(since, '-infinity')
+       AND EXISTS (SELECT 1 FROM unnest(needles) AS x(needle) WHERE position(x.needle IN w.payload) > 0);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION jnx._erase_mentions(text) FROM PUBLIC;
+
+-- Erases one person, whoever asks (erase_user) or when their grace period
+-- ends (apply_retention). Afterwards:
 --  * their row is a tombstone: every personal column cleared, deleted_at and
 --    erased_at set; it keeps late events from bringing them back;
 --  * their memberships are deleted (their orgs stay);
@@ -135,18 +188,25 @@ REVOKE ALL ON FUNCTION jnx.export_me() FROM PUBLIC;
 --    names their id or one of their email addresses, is dropped (the ledger
 --    row stays; its error text keeps only the SQLSTATE);
 --  * one audit row says so, with the reason and counts, no values.
--- A person never seen gets the tombstone too. Internal (owner only).
-CREATE OR REPLACE FUNCTION jnx._erase_user(p_clerk_user_id text, p_reason text, p_actor text)
+-- A person never seen gets the tombstone too. With mentions, the long pass of
+-- _erase_mentions runs first, before the person's row is locked; the rest
+-- holds the row and the person's advisory lock (ingest takes it shared), so a
+-- delivery about them being applied meanwhile is waited for and dropped too.
+-- Internal (owner only).
+CREATE OR REPLACE FUNCTION jnx._erase_user(p_clerk_user_id text, p_reason text, p_actor text,
+                                           mentions boolean DEFAULT true)
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     prior_actor CONSTANT text := current_setting('jnx.audit_actor', true);
     u jnx.users;
-    needles bytea[];
-    since timestamptz;
     n_users int := 0;
     n_memberships int := 0;
     n_events int := 0;
+    n_more int;
 BEGIN
+    IF mentions THEN
+        n_events := jnx._erase_mentions(p_clerk_user_id);
+    END IF;
     PERFORM set_config('jnx.audit_actor', p_actor, true);
     INSERT INTO jnx.users (clerk_user_id, sync_state, deleted_at, erased_at)
     VALUES (p_clerk_user_id, 'synced', now(), now())
@@ -155,25 +215,14 @@ BEGIN
     IF u.id IS NULL THEN
         SELECT * INTO u FROM jnx.users WHERE clerk_user_id = p_clerk_user_id FOR UPDATE;
     END IF;
+    PERFORM pg_advisory_xact_lock(1785624578, hashtext(p_clerk_user_id));
 
-    -- What to look for in payloads that are not about them: their id as a
-    -- JSON string, and every email address they had here.
-    SELECT array_agg(DISTINCT convert_to(v, 'UTF8')) INTO needles
-      FROM (SELECT '"' || p_clerk_user_id || '"' AS v
-            UNION ALL SELECT u.email
-            UNION ALL
-            SELECT jsonb_path_query(jnx._payload_json(w.payload),
-                                    'lax $.data.email_addresses[*].email_address') #>> '{}'
-              FROM jnx.webhook_events w
-             WHERE w.clerk_user_id = p_clerk_user_id AND w.payload IS NOT NULL) AS found
-     WHERE v IS NOT NULL AND v <> '';
-    SELECT c.payloads_dropped_before INTO since FROM jnx.retention_config c;
+    -- The payloads about them, through the index, including any committed
+    -- while this call waited for the locks.
     UPDATE jnx.webhook_events w SET payload = NULL, error = left(w.error, 5)
-     WHERE w.payload IS NOT NULL
-       AND (w.clerk_user_id = p_clerk_user_id
-            OR (w.received_at >= coalesce(since, '-infinity')
-                AND EXISTS (SELECT 1 FROM unnest(needles) n WHERE position(n IN w.payload) > 0)));
-    GET DIAGNOSTICS n_events = ROW_COUNT;
+     WHERE w.clerk_user_id = p_clerk_user_id AND w.payload IS NOT NULL;
+    GET DIAGNOSTICS n_more = ROW_COUNT;
+    n_events := n_events + n_more;
 
     UPDATE jnx.users SET
         email = NULL, first_name = NULL, last_name = NULL, username = NULL, image_url = NULL,
@@ -196,7 +245,7 @@ BEGIN
                               'webhook_events', n_events);
 END
 $$;
-REVOKE ALL ON FUNCTION jnx._erase_user(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jnx._erase_user(text, text, text, boolean) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION jnx.erase_user(clerk_user_id text, reason text) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -255,13 +304,14 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     at CONSTANT timestamptz := $1;
     payload_batch CONSTANT int := 5000;
-    user_batch CONSTANT int := 25;
+    user_batch CONSTANT int := 10;
     audit_batch CONSTANT int := 10000;
     cfg jnx.retention_config;
     payload_cutoff timestamptz;
     last_dropped timestamptz;
     mark timestamptz;
     victim text;
+    victims text[];
     n_payloads int := 0;
     n_users int := 0;
     n_audit int := 0;
@@ -312,16 +362,23 @@ BEGIN
             payloads_dropped_before = greatest(c.payloads_dropped_before, EXCLUDED.payloads_dropped_before);
     END IF;
 
-    -- Soft-deleted users whose grace period is over: erased.
-    -- Their rows locked here, skipping one a webhook holds right now.
-    FOR victim IN
-        SELECT u.clerk_user_id FROM jnx.erasure_queue q JOIN jnx.users u ON u.clerk_user_id = q.clerk_user_id
-         WHERE q.deleted_at < at - make_interval(days => cfg.deleted_user_grace_days)
-         ORDER BY q.deleted_at LIMIT user_batch
-           FOR UPDATE OF u SKIP LOCKED
-    LOOP
-        PERFORM jnx._erase_user(victim, 'retention: deleted_user_grace_days', 'jnx:retention');
-        n_users := n_users + 1;
+    -- Users deleted in Clerk whose grace period is over: erased. First the
+    -- long passes over the payloads for all of them, holding no user row;
+    -- then each erasure proper, skipping a user a webhook holds right now
+    -- (the next run takes them).
+    SELECT coalesce(array_agg(clerk_user_id ORDER BY since), '{}') INTO victims
+      FROM (SELECT q.clerk_user_id, q.since FROM jnx.erasure_queue q
+             WHERE q.since < at - make_interval(days => cfg.deleted_user_grace_days)
+             ORDER BY q.since LIMIT user_batch) AS due;
+    FOREACH victim IN ARRAY victims LOOP
+        PERFORM jnx._erase_mentions(victim);
+    END LOOP;
+    FOREACH victim IN ARRAY victims LOOP
+        PERFORM 1 FROM jnx.users u WHERE u.clerk_user_id = victim FOR UPDATE SKIP LOCKED;
+        IF FOUND THEN
+            PERFORM jnx._erase_user(victim, 'retention: deleted_user_grace_days', 'jnx:retention', false);
+            n_users := n_users + 1;
+        END IF;
     END LOOP;
 
     IF n_payloads + n_users + n_audit > 0 THEN
@@ -332,7 +389,7 @@ BEGIN
     END IF;
     RETURN jsonb_build_object('now', at, 'webhook_payloads', n_payloads, 'users_erased', n_users,
                               'audit_logs', n_audit,
-                              'more', n_payloads = payload_batch OR n_users = user_batch
+                              'more', n_payloads = payload_batch OR cardinality(victims) = user_batch
                                       OR n_audit = audit_batch);
 END
 $$;
@@ -373,6 +430,21 @@ BEGIN
         RETURN 'invalid';
     END IF;
     object_id := item->>'id';
+    -- Clerk never sends a time in the future: an object claiming one (which
+    -- would make every later webhook about it stale) is refused.
+    IF jnx._ms_to_timestamptz(item->'updated_at') > now() + interval '1 day' THEN
+        RETURN 'invalid';
+    END IF;
+    -- A membership keeps its user and org for life: an object naming others
+    -- under an existing id is not that membership.
+    IF kind = 'membership' AND EXISTS (
+           SELECT 1 FROM jnx.memberships m
+             JOIN jnx.users u ON u.id = m.user_id JOIN jnx.orgs o ON o.id = m.org_id
+            WHERE m.clerk_membership_id = object_id
+              AND (u.clerk_user_id IS DISTINCT FROM item->'public_user_data'->>'user_id'
+                   OR o.clerk_org_id IS DISTINCT FROM item->'organization'->>'id')) THEN
+        RETURN 'invalid';
+    END IF;
     -- What is there before: nothing (NULL), a live row, or a tombstone.
     state := CASE kind
         WHEN 'user' THEN (SELECT CASE WHEN u.deleted_at IS NULL THEN 'live' ELSE 'tombstone' END
@@ -414,6 +486,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     list CONSTANT jsonb := jnx._import_list(items);
     prior_actor CONSTANT text := current_setting('jnx.audit_actor', true);
+    prior_request CONSTANT text := current_setting('jnx.request_id', true);
     counts jsonb := '{"inserted": 0, "updated": 0, "stale": 0, "tombstoned": 0, "invalid": 0}';
     invalid_items int[] := '{}';
     outcome text;
@@ -421,6 +494,8 @@ DECLARE
     pos bigint;
 BEGIN
     PERFORM set_config('jnx.audit_actor', 'clerk:import', true);
+    -- The audit rows' request id names the database role that imported.
+    PERFORM set_config('jnx.request_id', 'db:' || session_user, true);
     FOR item, pos IN SELECT t.value, t.ord - 1 FROM jsonb_array_elements(list) WITH ORDINALITY AS t(value, ord) LOOP
         outcome := jnx._import_one(kind, item);
         counts := jsonb_set(counts, ARRAY[outcome], to_jsonb((counts->>outcome)::int + 1));
@@ -429,6 +504,7 @@ BEGIN
         END IF;
     END LOOP;
     PERFORM set_config('jnx.audit_actor', coalesce(prior_actor, ''), true);
+    PERFORM set_config('jnx.request_id', coalesce(prior_request, ''), true);
     RETURN counts || jsonb_build_object('invalid_items', to_jsonb(invalid_items));
 END
 $$;

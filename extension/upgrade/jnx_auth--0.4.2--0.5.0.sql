@@ -11,15 +11,18 @@ ALTER TABLE jnx.webhook_events ADD COLUMN clerk_user_id text;
 
 CREATE TABLE jnx.erasure_queue (
     clerk_user_id text PRIMARY KEY,
-    deleted_at    timestamptz NOT NULL
+    since         timestamptz NOT NULL,        -- when the user.deleted arrived: the grace starts
+    emails        text[] NOT NULL DEFAULT '{}' -- the addresses they had, to find them after
 );
 COMMENT ON TABLE jnx.erasure_queue IS
     'Users deleted in Clerk, waiting for their hard erasure after the grace period. Owner only.';
 REVOKE ALL ON jnx.erasure_queue FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('jnx.erasure_queue', '');
 -- Users deleted before 0.5.0 wait for their erasure like later ones.
-INSERT INTO jnx.erasure_queue (clerk_user_id, deleted_at)
-SELECT clerk_user_id, deleted_at FROM jnx.users WHERE deleted_at IS NOT NULL;
+-- Their grace starts with this update; their addresses are what their
+-- stored user events still say.
+INSERT INTO jnx.erasure_queue (clerk_user_id, since)
+SELECT clerk_user_id, now() FROM jnx.users WHERE deleted_at IS NOT NULL;
 
 CREATE TABLE jnx.retention_config (
     singleton               boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -55,7 +58,7 @@ BEGIN
     subject := CASE WHEN event->>'type' LIKE 'user.%' THEN event->'data'->>'id'
                     ELSE coalesce(event->'data'->'public_user_data'->>'user_id',
                                   event->'data'->>'user_id') END;
-    IF event->'event_attributes' ? 'http_request' THEN
+    IF jsonb_typeof(event->'event_attributes') = 'object' AND event->'event_attributes' ? 'http_request' THEN
         stripped := convert_to((event #- '{event_attributes,http_request}')::text, 'UTF8');
     END IF;
 END

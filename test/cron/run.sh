@@ -160,6 +160,15 @@ check "user.created of a recently deleted user is processed" equals \
 check "user.deleted of the recently deleted user (5 days ago) is processed" equals \
   "$(deliver "msg_recent_deleted_$RUN" "crontest.user_deleted('$RECENT_ID', $((now_ms - 5 * day_ms)))")" processed
 
+# The grace period counts from when a deletion arrived (jnx.erasure_queue.since):
+# these two arrived 40 and 5 days ago, as Clerk stamped them.
+q -v gone="$GONE_ID" -v recent="$RECENT_ID" >/dev/null <<'SQL'
+UPDATE jnx.erasure_queue SET since = now() - interval '40 days' WHERE clerk_user_id = :'gone';
+UPDATE jnx.erasure_queue SET since = now() - interval '5 days' WHERE clerk_user_id = :'recent';
+SQL
+check "the two deletions wait in the erasure queue" equals \
+  "$(q -v gone="$GONE_ID" -v recent="$RECENT_ID" <<<"SELECT count(*) FROM jnx.erasure_queue WHERE clerk_user_id IN (:'gone', :'recent')")" 2
+
 user_state() {  # user_state ID -> "deleted_days_ago|erased"
   q -v id="$1" <<<"SELECT coalesce(extract(day FROM now() - deleted_at)::int::text, 'active') || '|' ||
                           CASE WHEN erased_at IS NULL THEN 'not erased' ELSE 'erased' END

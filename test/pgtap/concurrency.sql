@@ -7,7 +7,7 @@
 \i :tokens_file
 \set QUIET 1
 CREATE EXTENSION IF NOT EXISTS dblink;
-SELECT plan(29);
+SELECT plan(32);
 
 CREATE SCHEMA conc;
 -- A libpq conninfo for another session on this database, as this user.
@@ -216,13 +216,36 @@ SELECT is((SELECT r FROM dblink_get_result('caller') AS t(r text)), '2',
 SELECT is((SELECT count(*) FROM jnx.memberships m JOIN jnx.users u ON u.id = m.user_id
             WHERE u.clerk_user_id = 'user_race2'), 0::bigint, 'none is left');
 SELECT dblink_disconnect('caller');
+-- 4c. A delivery about the person that locks no user row (session.*): the
+--     erasure waits for it (the person's advisory lock) and drops it too.
+CREATE FUNCTION conc.ingest(id text, event jsonb) RETURNS text LANGUAGE sql AS $$
+    SELECT jnx.ingest_clerk_webhook(id, x.t::text,
+               jnx.webhook_sign('whsec_' || encode('concurrency test key number one!', 'base64'), id, x.t, x.b),
+               x.b)->>'status'
+      FROM (SELECT extract(epoch FROM now())::bigint AS t, convert_to(event::text, 'UTF8') AS b) x
+$$;
+SELECT jnx.upsert_user('user_race3', jsonb_build_object('id', 'user_race3', 'updated_at', 1700000000000));
+SELECT dblink_connect('caller', conc.conninfo('conc_caller'));
+SELECT dblink_exec('locker', 'BEGIN');
+SELECT conc.remote('locker', $$SELECT conc.ingest('msg_race3', '{"type": "session.created", "data":
+    {"id": "sess_race3", "user_id": "user_race3", "latest_activity": {"city": "Racetown"}}}')$$);
+SELECT dblink_send_query('caller', $$SELECT jnx.erase_user('user_race3', 'race test')->>'webhook_events'$$);
+SELECT ok(conc.wait_for_lock('conc_caller'), 'an erasure waits for a session event about the person in progress');
+SELECT dblink_exec('locker', 'COMMIT');
+SELECT is((SELECT r FROM dblink_get_result('caller') AS t(r text)), '1',
+          'then drops its payload as well');
+SELECT is((SELECT count(*) FROM jnx.webhook_events WHERE svix_id = 'msg_race3' AND payload IS NULL),
+          1::bigint, 'its ledger row stays, without the payload');
+SELECT dblink_disconnect('caller');
+DELETE FROM jnx.webhook_events WHERE svix_id = 'msg_race3';
 
 SELECT dblink_disconnect('locker');
 SELECT dblink_disconnect('admin');
 SELECT * FROM finish();
 
 -- Clean up for the other pgTAP files of this database.
-DELETE FROM jnx.users WHERE clerk_user_id IN ('user_dave', 'user_race1', 'user_race2');
+DELETE FROM jnx.users WHERE clerk_user_id IN ('user_dave', 'user_race1', 'user_race2', 'user_race3');
+DELETE FROM jnx.erasure_queue;
 DELETE FROM jnx.orgs WHERE clerk_org_id = 'org_race';
 DELETE FROM jnx.token_config;
 DELETE FROM jnx.webhook_secrets;
