@@ -56,6 +56,11 @@ WITH d AS (SELECT convert_to('{"type":"user.created","object":"event","timestamp
               extract(epoch FROM now())::bigint AS ts,
               (SELECT secret FROM jnx.webhook_secrets LIMIT 1) AS s)
 SELECT jnx.ingest_clerk_webhook('msg_old_1', ts::text, jnx.webhook_sign(s, 'msg_old_1', ts, body), body) FROM d;
+-- An event_attributes that is not an object: the 0.5.0 update must pass it by.
+WITH d AS (SELECT convert_to('{"type":"session.created","object":"event","event_attributes":["http_request"],"data":{"id":"sess_old","user_id":"user_old"}}', 'UTF8') AS body,
+              extract(epoch FROM now())::bigint AS ts,
+              (SELECT secret FROM jnx.webhook_secrets LIMIT 1) AS s)
+SELECT jnx.ingest_clerk_webhook('msg_old_2', ts::text, jnx.webhook_sign(s, 'msg_old_2', ts, body), body) FROM d;
 SQL
   # Versions with session tokens: a key set and policy, which the new code must read.
   has_sessions=$(q "$db" -c "SELECT count(*) FROM pg_proc WHERE proname = 'set_jwks' AND pronamespace = 'jnx'::regnamespace")
@@ -96,7 +101,7 @@ SQL
   check "$version -> $CURRENT: an old payload is minimized and knows its user" \
     equals "$(q "$db" -c "SELECT clerk_user_id || ' ' || (position('198.51.100.23' IN convert_from(payload, 'UTF8')) > 0) || ' ' || (position('OldAgent' IN convert_from(payload, 'UTF8')) > 0) || ' ' || (convert_from(payload, 'UTF8')::jsonb->'data'->>'first_name') FROM jnx.webhook_events WHERE svix_id = 'msg_old_1'")" "user_old false false Olde"
   check "$version -> $CURRENT: migrated data can be erased" \
-    equals "$(q "$db" -c "SELECT r->>'users' || ' ' || (r->>'memberships') || ' ' || (r->>'webhook_events') FROM jnx.erase_user('user_old', 'upgrade test') r")" "1 1 2"
+    equals "$(q "$db" -c "SELECT r->>'users' || ' ' || (r->>'memberships') || ' ' || (r->>'webhook_events') FROM jnx.erase_user('user_old', 'upgrade test') r")" "1 1 3"
   if [[ $has_sessions == 1 ]]; then
     check "$version -> $CURRENT: the stored key set and policy still verify a session token" \
       equals "$(echo "SELECT jnx.verify_session_token(:'tok')->>'sub'" | q "$db" -v tok="$TOKEN")" "user_alice"
