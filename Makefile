@@ -37,7 +37,7 @@ PG_INCLUDE_SERVER := $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
 PG_CPPFLAGS = -isystem $(PG_INCLUDE_SERVER) -Iextension
 # -MMD: PGXS tracks no header dependencies here; without them a changed header
 # leaves stale objects that still link (an undeclared function went unnoticed).
-PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -fvisibility=hidden -MMD -MP
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wshadow=local -Werror -fvisibility=hidden -MMD -MP
 SHLIB_LINK  = -lssl -lcrypto -ljansson -lstdc++
 
 # No LLVM bitcode: JIT inlining of these functions buys nothing, and clang
@@ -59,7 +59,7 @@ endif
 
 # Everything below is ours, outside PGXS.
 BUILD      = build
-CXX_STD    = -std=c++17 -Wall -Wextra -Werror -O2 -g
+CXX_STD    = -std=c++17 -Wall -Wextra -Wshadow=local -Werror -O2 -g
 OPENSSL_LIBS = -lssl -lcrypto
 
 extension/$(EXTENSION_NAME)--$(EXTVERSION).sql: $(SCHEMA_INSTALL) $(SCHEMA_SHARED)

@@ -320,3 +320,12 @@ SELECT DISTINCT request_id FROM jnx.audit_logs WHERE actor = 'clerk:import' ORDE
 -- event_attributes that is not an object is left alone, not a dead letter.
 SELECT regress.deliver('attr_1', regress.user_event('user.created', 'user_attr', 'Attr', 'attr@example.com', 1700000000000)
                                  || '{"event_attributes": ["http_request"]}')->>'status' AS array_attributes;
+
+-- A signed body no JSON parser accepts (a \u0000, which jsonb refuses) is a
+-- dead letter kept for replay: without the client's IP and user agent all
+-- the same, found by the body's structure.
+SELECT regress.deliver_raw('nul_1', convert_to('{"type":"user.updated","event_attributes":{"http_request":{"client_ip":"203.0.113.250","user_agent":"NulAgent/1"}},"data":{"id":"user_nul","unsafe_metadata":{"x":"\u0000"}}}', 'UTF8'))->>'status' AS nul_escape;
+SELECT position('203.0.113.250' IN encode(payload, 'escape')) > 0 AS has_ip,
+       position('NulAgent' IN encode(payload, 'escape')) > 0 AS has_user_agent,
+       position('unsafe_metadata' IN encode(payload, 'escape')) > 0 AS keeps_the_rest
+  FROM jnx.webhook_events WHERE svix_id = 'nul_1';

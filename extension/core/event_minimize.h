@@ -13,13 +13,16 @@ namespace jnx::core {
 enum class Minimized {
   kStripped,   // *out: the event without event_attributes.http_request
   kUnchanged,  // a valid event with nothing to remove
-  kUnknown,    // a text the strict reader (json_scan.h) refuses: ask a full JSON parser
+  kUnknown,    // a text the strict reader refuses, with nothing found by its structure
+  // *out: as kStripped, from a text the strict reader (json_scan.h) refuses,
+  // of which only the structure was followed (see Lenient in the .cpp)
+  kStrippedLeniently,
 };
 
 // The event (a JSON object) without the member "http_request" of its
 // top-level member "event_attributes", when that is an object holding one.
 // Every other byte is kept; the member goes with the comma that separated it
-// from its neighbour. *out is written only for kStripped.
+// from its neighbour. *out is written only for the two kStripped results.
 Minimized MinimizeEvent(std::string_view event, std::string *out);
 
 }  // namespace jnx::core

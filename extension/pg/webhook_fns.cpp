@@ -164,8 +164,9 @@ JNX_FUNCTION(jnx_check_webhook_secret) {
 
 // jnx._minimized_event(body bytea) -> bytea: the event without
 // event_attributes.http_request (core/event_minimize.h), every other byte as
-// sent; NULL when there is nothing to remove, or when the strict reader
-// refuses the text (_apply_event then asks jsonb, which reads what it can).
+// sent (for a text the strict reader refuses, found by its structure alone);
+// NULL when there is nothing to remove, or when not even the structure holds
+// (_apply_event then asks jsonb, which reads what it can).
 // The result is never longer than the body: its buffer is allocated before
 // any C++ object exists, and filled inside the guard.
 JNX_FUNCTION(jnx_minimized_event) {
@@ -177,7 +178,11 @@ JNX_FUNCTION(jnx_minimized_event) {
   Failure failure;
   jnx::pg::Guard(&failure, [&] {
     std::string out;
-    if (jnx::core::MinimizeEvent(event, &out) != jnx::core::Minimized::kStripped) return;
+    const jnx::core::Minimized outcome = jnx::core::MinimizeEvent(event, &out);
+    if (outcome != jnx::core::Minimized::kStripped &&
+        outcome != jnx::core::Minimized::kStrippedLeniently) {
+      return;
+    }
     if (out.size() > event.size()) return;  // cannot happen: it only removes bytes
     memcpy(VARDATA(result), out.data(), out.size());
     length = out.size();

@@ -1,8 +1,9 @@
 -- Verifying and applying deliveries: jnx.ingest_clerk_webhook, jnx.replay_webhook.
 
--- The event without event_attributes.http_request, on the bytes (in C++:
--- extension/core/event_minimize.h); NULL when there is nothing to remove or
--- the strict reader cannot tell. Internal.
+-- The event without event_attributes.http_request, cut out of the bytes (in
+-- C++: extension/core/event_minimize.h), also from a text no JSON parser
+-- accepts, by its structure; NULL when there is nothing to remove or not even
+-- the structure holds. Internal.
 CREATE OR REPLACE FUNCTION jnx._minimized_event(body bytea) RETURNS bytea
 AS 'MODULE_PATHNAME', 'jnx_minimized_event'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -36,6 +37,9 @@ DECLARE
 BEGIN
     PERFORM set_config('jnx.audit_actor', 'clerk:webhook', true);
     PERFORM set_config('jnx.request_id', msg_id, true);
+    -- The client's IP address and user agent, cut out of the bytes: also
+    -- from a body that turns out a dead letter below (kept for replay).
+    stored := jnx._minimized_event(body);
     BEGIN
         event := convert_from(body, 'UTF8')::jsonb;
         IF jsonb_typeof(event) <> 'object'
@@ -48,9 +52,8 @@ BEGIN
         -- are not rolled back with the block).
         subject := CASE WHEN event_type LIKE 'user.%' THEN data->>'id'
                         ELSE coalesce(data->'public_user_data'->>'user_id', data->>'user_id') END;
-        -- On the bytes when the strict reader can; else jsonb prints the
-        -- event again (duplicate names, say), without the member.
-        stored := jnx._minimized_event(body);
+        -- Only when the bytes could not be cut: jsonb prints the event again
+        -- without the member.
         IF stored IS NULL AND jsonb_typeof(event->'event_attributes') = 'object'
            AND event->'event_attributes' ? 'http_request' THEN
             stored := convert_to((event #- '{event_attributes,http_request}')::text, 'UTF8');
