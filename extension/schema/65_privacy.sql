@@ -103,7 +103,10 @@ BEGIN
         RAISE EXCEPTION 'unknown user' USING ERRCODE = 'JX332',
             DETAIL = 'No user row has this Clerk user id.';
     END IF;
-    RETURN jnx._export($1, 'db:' || session_user, false);
+    -- session_user is a name, of collation "C": left implicit, it would
+    -- become the collation of every text argument of the call, and no index
+    -- on a Clerk id (default collation) would serve the lookups inside.
+    RETURN jnx._export($1, 'db:' || session_user::text COLLATE "default", false);
 END
 $$;
 COMMENT ON FUNCTION jnx.export_user(text) IS
@@ -257,7 +260,8 @@ BEGIN
         RAISE EXCEPTION 'an erasure needs a reason' USING ERRCODE = 'JX331',
             DETAIL = 'Give 1 to 500 characters (kept in the audit log: no personal data in it).';
     END IF;
-    RETURN jnx._erase_user($1, reason, 'db:' || session_user);
+    -- (COLLATE "default": see export_user.)
+    RETURN jnx._erase_user($1, reason, 'db:' || session_user::text COLLATE "default");
 END
 $$;
 COMMENT ON FUNCTION jnx.erase_user(text, text) IS
