@@ -28,7 +28,7 @@ DATA_built = extension/$(EXTENSION_NAME)--$(EXTVERSION).sql $(addprefix extensio
 EXTRA_CLEAN = extension/$(EXTENSION_NAME)--*.sql $(OBJS:.o=.d)
 
 REGRESS      = setup webhook_sign webhook_verify secrets ingest sync_users sync_orgs \
-               sync_memberships replay session privacy
+               sync_memberships replay session privacy stats
 REGRESS_OPTS = --inputdir=.
 
 PG_CONFIG ?= pg_config

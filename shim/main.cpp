@@ -45,8 +45,11 @@ constexpr const char *kAuthenticateSql =
     "pg_catalog.set_config('role'::pg_catalog.text, 'authenticated'::pg_catalog.text, true)";
 constexpr const char *kMeSql = "SELECT jnx.me()::pg_catalog.text";
 constexpr const char *kExportMeSql = "SELECT jnx.export_me()::pg_catalog.text";
+// An absent limit is the default page size (100). COALESCE is syntax, not a
+// function: no search path can reach it.
 constexpr const char *kAdminUsersSql =
-    "SELECT jnx.admin_list_users($1::pg_catalog.text)::pg_catalog.text";
+    "SELECT jnx.admin_list_users($1::pg_catalog.text, "
+    "COALESCE($2::pg_catalog.int4, 100), $3::pg_catalog.text)::pg_catalog.text";
 constexpr const char *kGoneBody =
     R"({"error":"gone","detail":"This route was retired; see docs/API.md, section \"Retired routes\"."})";
 constexpr const char *kRetryAfterSeconds = "5";
@@ -405,17 +408,26 @@ void Handle(const Route &route, Pool &pool, const Config &config, const httplib:
       return;
     }
     case RouteKind::kAdminUsers: {
-      // The org filter (platform admins only) stays alive for the call.
-      const std::string org = req.get_param_value("org");
-      if (req.has_param("org") && !IsValidText(org)) {
-        JsonError(res, 400, "bad_request");
-        return;
-      }
+      // The org filter (platform admins only), the page size and the cursor
+      // stay alive for the call. Each is passed as sent, or NULL when absent;
+      // the database checks them (JX350, JX351, 22P02: 400).
+      const char *names[] = {"org", "limit", "cursor"};
+      std::string values[3];
       Step list;
       list.name = "jnx_admin_users";
       list.sql = kAdminUsersSql;
-      list.params = {req.has_param("org") ? Param{org.c_str(), static_cast<int>(org.size()), false}
-                                          : Param{}};
+      for (size_t i = 0; i < 3; ++i) {
+        if (!req.has_param(names[i])) {
+          list.params.emplace_back();
+          continue;
+        }
+        values[i] = req.get_param_value(names[i]);
+        if (!IsValidText(values[i])) {
+          JsonError(res, 400, "bad_request");
+          return;
+        }
+        list.params.push_back(Param{values[i].c_str(), static_cast<int>(values[i].size()), false});
+      }
       HandleSession(pool, res, std::move(list));
       return;
     }

@@ -39,6 +39,9 @@ constexpr Rule kRules[] = {
     // The caller's user was deleted (or erased) in Clerk: the token outlives
     // the account by up to a minute.
     {"JX203", Scope::kSession, {403, "user_deleted", Extra::kNone}},
+    // Paging arguments of /api/admin/users.
+    {"JX350", Scope::kSession, {400, "invalid_limit", Extra::kNone}},
+    {"JX351", Scope::kSession, {400, "invalid_cursor", Extra::kNone}},
     // Our statement_timeout, or the shim gave up and cancelled: the query
     // held its connection too long; retrying later may find it free.
     {"57014", Scope::kAny, {503, "statement_timeout", Extra::kRetryAfter}},

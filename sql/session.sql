@@ -174,7 +174,7 @@ SELECT count(*) AS rows, min(sync_state) AS sync_state, min(first_name) AS first
 BEGIN;
 SELECT jnx.authenticate(:'tok_carol') IS NOT NULL AS carol;
 SET LOCAL ROLE authenticated;
-SELECT jsonb_path_query_array(jnx.admin_list_users(), '$[*].clerk_user_id') AS org_x_members;
+SELECT jsonb_path_query_array(jnx.admin_list_users(), '$.users[*].clerk_user_id') AS org_x_members;
 SELECT regress.outcome($$SELECT jnx.admin_list_users('org_y')$$) AS other_org;
 COMMIT;
 BEGIN;
@@ -186,7 +186,7 @@ BEGIN;
 SELECT jnx.authenticate(:'tok_dave') IS NOT NULL AS dave;
 SET LOCAL ROLE authenticated;
 SELECT jnx.is_admin() AS platform_admin,
-       jsonb_path_query_array(jnx.admin_list_users('org_y'), '$[*].clerk_user_id') AS org_y_members;
+       jsonb_path_query_array(jnx.admin_list_users('org_y'), '$.users[*].clerk_user_id') AS org_y_members;
 SELECT count(*) AS users_visible_to_platform_admin FROM jnx.users;
 COMMIT;
 
@@ -216,7 +216,28 @@ ROLLBACK;
 BEGIN;
 SELECT jnx.authenticate(:'tok_carol') IS NOT NULL AS carol;
 SET LOCAL ROLE authenticated;
-SELECT jsonb_array_length(jnx.admin_list_users()) AS members_listed;
+SELECT jsonb_array_length(jnx.admin_list_users()->'users') AS members_listed;
+COMMIT;
+-- Pages: limit and cursor. Carol's org has two members: a page of one, then
+-- the next page from its cursor, then no cursor. A cursor is opaque and
+-- checked: anything but one we gave is JX351; the limit is 1..1000 (JX350).
+BEGIN;
+SELECT jnx.authenticate(:'tok_carol') IS NOT NULL AS carol;
+SET LOCAL ROLE authenticated;
+SELECT jnx.admin_list_users(NULL, 1) AS first_page \gset
+SELECT :'first_page'::jsonb->'users'->0->>'clerk_user_id' AS first_member,
+       :'first_page'::jsonb->>'next_cursor' ~ '^c1[A-Za-z0-9_-]+$' AS opaque_cursor;
+SELECT jsonb_path_query_array(jnx.admin_list_users(NULL, 1, :'first_page'::jsonb->>'next_cursor'),
+                              '$.users[*].clerk_user_id') AS second_page,
+       jnx.admin_list_users(NULL, 1, :'first_page'::jsonb->>'next_cursor')->'next_cursor' AS after_second;
+SELECT jnx.admin_list_users(NULL, 2)->'next_cursor' AS exact_fit_has_no_next;
+SELECT regress.outcome('SELECT jnx.admin_list_users(NULL, 0)') AS limit_0,
+       regress.outcome('SELECT jnx.admin_list_users(NULL, 1001)') AS limit_1001,
+       regress.outcome('SELECT jnx.admin_list_users(NULL, NULL)') AS limit_null;
+SELECT regress.outcome(format('SELECT jnx.admin_list_users(NULL, 10, %L)', c)) AS bad_cursor
+  FROM unnest(ARRAY['', 'c1', 'c2dXNlcl9h', 'c1/w', 'c1_w', 'c1A', 'c1' || repeat('A', 701)]) c;
+-- A cursor past the end is an empty last page, not an error.
+SELECT jnx.admin_list_users(NULL, 10, jnx._page_cursor_encode('zzzz')) AS past_the_end;
 COMMIT;
 
 REVOKE ALL ON FUNCTION regress.outcome(text) FROM authenticated;

@@ -152,15 +152,61 @@ COMMENT ON FUNCTION jnx.me() IS
     'The authenticated caller''s profile, created provisionally from the token when the user is not synced yet.';
 REVOKE ALL ON FUNCTION jnx.me() FROM PUBLIC;
 
+-- The opaque paging cursor of admin_list_users: "c1" and a Clerk user id in
+-- unpadded base64url.
+CREATE OR REPLACE FUNCTION jnx._page_cursor_encode(id text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'c1' || translate(encode(convert_to(id, 'UTF8'), 'base64'), E'+/=\n', '-_')
+$$;
+REVOKE ALL ON FUNCTION jnx._page_cursor_encode(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jnx._page_cursor_decode(cursor text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b64 text;
+BEGIN
+    IF length(cursor) > 702 OR cursor !~ '^c1[A-Za-z0-9_-]+$' OR length(cursor) % 4 = 3 THEN
+        RAISE EXCEPTION 'cursor is invalid' USING ERRCODE = 'JX351',
+            DETAIL = 'Pass the next_cursor of the previous page as it was given.';
+    END IF;
+    b64 := translate(substr(cursor, 3), '-_', '+/');
+    b64 := b64 || repeat('=', (4 - length(b64) % 4) % 4);
+    RETURN convert_from(decode(b64, 'base64'), 'UTF8');
+EXCEPTION
+    WHEN invalid_parameter_value OR character_not_in_repertoire OR untranslatable_character THEN
+        RAISE EXCEPTION 'cursor is invalid' USING ERRCODE = 'JX351',
+            DETAIL = 'Pass the next_cursor of the previous page as it was given.';
+END
+$$;
+REVOKE ALL ON FUNCTION jnx._page_cursor_decode(text) FROM PUBLIC;
+
 -- Members of an organization: the caller's active org for its org admins, any
--- org (p_org) for platform admins. Runs as the caller: row-level security
--- applies on top of these checks.
-CREATE OR REPLACE FUNCTION jnx.admin_list_users(p_org text DEFAULT NULL) RETURNS jsonb
+-- org (p_org) for platform admins, one page at a time in a stable order (the
+-- Clerk user id, byte order). Runs as the caller: row-level security applies
+-- on top of these checks.
+--
+-- The cursor is opaque to callers: "c1" and the last user id of the previous
+-- page in base64url. A page never holds a row twice and, while the membership
+-- is unchanged, misses none; a member who joins or leaves between two pages is
+-- seen or not according to where their id sorts.
+CREATE OR REPLACE FUNCTION jnx.admin_list_users(p_org text DEFAULT NULL, p_limit int DEFAULT 100,
+                                                p_cursor text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     uid CONSTANT text := coalesce(jnx.user_id(), jnx._require_identity());
     target CONSTANT text := coalesce(p_org, jnx.org_id());
+    after text COLLATE "C";
+    page jsonb;
+    last_id text;
+    n int;
 BEGIN
+    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'page size is invalid' USING ERRCODE = 'JX350',
+            DETAIL = 'The limit is 1 to 1000 (default 100).';
+    END IF;
+    IF p_cursor IS NOT NULL THEN
+        after := jnx._page_cursor_decode(p_cursor);
+    END IF;
     IF EXISTS (SELECT 1 FROM jnx.users u WHERE u.clerk_user_id = uid AND u.deleted_at IS NOT NULL) THEN
         RAISE EXCEPTION 'user deleted' USING ERRCODE = 'JX203', DETAIL = 'The user has been deleted.';
     END IF;
@@ -172,18 +218,28 @@ BEGIN
     IF target IS NULL THEN
         RAISE EXCEPTION 'not authorized' USING ERRCODE = 'JX202', DETAIL = 'No organization was chosen.';
     END IF;
-    RETURN coalesce((
-        SELECT jsonb_agg(jsonb_build_object(
-                   'clerk_user_id', u.clerk_user_id, 'email', u.email, 'first_name', u.first_name,
-                   'last_name', u.last_name, 'image_url', u.image_url, 'org_role', m.role,
-                   'sync_state', u.sync_state) ORDER BY u.clerk_user_id)
-          FROM jnx.memberships m
-          JOIN jnx.users u ON u.id = m.user_id
-          JOIN jnx.orgs o ON o.id = m.org_id
-         WHERE o.clerk_org_id = target AND m.deleted_at IS NULL AND u.deleted_at IS NULL
-           AND o.deleted_at IS NULL), '[]'::jsonb);
+    -- One row more than asked says whether another page follows.
+    SELECT coalesce(jsonb_agg(p.doc ORDER BY p.id) FILTER (WHERE p.rn <= p_limit), '[]'::jsonb),
+           max(p.id) FILTER (WHERE p.rn <= p_limit), count(*)
+      INTO page, last_id, n
+      FROM (SELECT u.clerk_user_id COLLATE "C" AS id,
+                   row_number() OVER (ORDER BY u.clerk_user_id COLLATE "C") AS rn,
+                   jsonb_build_object(
+                       'clerk_user_id', u.clerk_user_id, 'email', u.email, 'first_name', u.first_name,
+                       'last_name', u.last_name, 'image_url', u.image_url, 'org_role', m.role,
+                       'sync_state', u.sync_state) AS doc
+              FROM jnx.memberships m
+              JOIN jnx.users u ON u.id = m.user_id
+              JOIN jnx.orgs o ON o.id = m.org_id
+             WHERE o.clerk_org_id = target AND m.deleted_at IS NULL AND u.deleted_at IS NULL
+               AND o.deleted_at IS NULL
+               AND (after IS NULL OR u.clerk_user_id COLLATE "C" > after)
+             ORDER BY u.clerk_user_id COLLATE "C"
+             LIMIT p_limit + 1) p;
+    RETURN jsonb_build_object('users', page,
+                              'next_cursor', CASE WHEN n > p_limit THEN jnx._page_cursor_encode(last_id) END);
 END
 $$;
-COMMENT ON FUNCTION jnx.admin_list_users(text) IS
-    'Members of the active org (org admins) or of any org (platform admins); raises JX201/JX202.';
-REVOKE ALL ON FUNCTION jnx.admin_list_users(text) FROM PUBLIC;
+COMMENT ON FUNCTION jnx.admin_list_users(text, int, text) IS
+    'Members of the active org (org admins) or of any org (platform admins), paged: {"users": [...], "next_cursor": ...}; raises JX201/JX202/JX203/JX350/JX351.';
+REVOKE ALL ON FUNCTION jnx.admin_list_users(text, int, text) FROM PUBLIC;

@@ -38,7 +38,8 @@ GRANT EXECUTE ON FUNCTION jnx.ingest_clerk_webhook(text, text, text, bytea) TO j
 GRANT EXECUTE ON FUNCTION jnx.authenticate(text) TO jnx_authenticator;
 GRANT EXECUTE ON FUNCTION jnx.claims(), jnx.user_id(), jnx.org_id(), jnx.org_role(), jnx.is_admin(),
     jnx._is_org_admin(), jnx._active_org_live(), jnx._my_org_ids(), jnx._require_identity(), jnx.me(),
-    jnx.admin_list_users(text) TO authenticated;
+    jnx._page_cursor_encode(text), jnx._page_cursor_decode(text),
+    jnx.admin_list_users(text, int, text) TO authenticated;
 GRANT EXECUTE ON FUNCTION jnx.get_user_by_clerk_id(text) TO service_role;
 -- Personal data (65_privacy.sql): a trusted backend exports, erases and
 -- imports; a signed-in user exports their own data only.
@@ -46,6 +47,8 @@ GRANT EXECUTE ON FUNCTION jnx.export_user(text), jnx.erase_user(text, text),
     jnx.import_clerk_users(jsonb), jnx.import_clerk_organizations(jsonb),
     jnx.import_clerk_memberships(jsonb) TO service_role;
 GRANT EXECUTE ON FUNCTION jnx.export_me() TO authenticated;
+-- Monitoring (68_stats.sql): counts only.
+GRANT EXECUTE ON FUNCTION jnx.stats() TO service_role;
 
 -- Tables: reads only, and only the synced data. Configuration, secrets,
 -- deliveries and system events stay with the owner.

@@ -344,7 +344,7 @@ SELECT is((SELECT count(*) FROM ownercheck.results WHERE what = 'me' AND result-
 SELECT is((SELECT array_agg(clerk_user_id ORDER BY round, clerk_user_id) FROM ownercheck.visible),
           ARRAY['user_alice', 'user_carol', 'user_alice', 'user_carol'], 'row-level security held');
 SELECT is((SELECT count(*) FROM ownercheck.results WHERE what = 'admin_list_users'
-            AND jsonb_array_length(result) = 2), 2::bigint, 'admin_list_users answered under both paths');
+            AND jsonb_array_length(result->'users') = 2), 2::bigint, 'admin_list_users answered under both paths');
 SELECT is((SELECT result->>'sub' FROM ownercheck.results WHERE what = 'verify_session_token'), 'user_alice',
           'the owner verified a token');
 SELECT is((SELECT count(*) FROM jnx.users WHERE clerk_user_id = 'user_x'), 0::bigint,
