@@ -46,14 +46,18 @@ SELECT jsonb_typeof(:'s2'::jsonb->'config_age_seconds'->'webhook_secrets') AS se
 -- Counts only: no id, name or address of anyone.
 SELECT jnx.stats()::text !~ '(user_|org_|@|Sam)' AS nothing_personal;
 
--- Owner and service_role only.
+-- The owner, service_role and the shim's login role (for /metrics); not a
+-- signed-in user nor anon.
 SET ROLE service_role;
 SELECT jsonb_typeof(jnx.stats()) AS service_role_reads;
+RESET ROLE;
+SET ROLE jnx_authenticator;
+SELECT jsonb_typeof(jnx.stats()) AS shim_reads;
 RESET ROLE;
 SET ROLE authenticated;
 SELECT jnx.stats();
 RESET ROLE;
-SET ROLE jnx_authenticator;
+SET ROLE anon;
 SELECT jnx.stats();
 RESET ROLE;
 DELETE FROM jnx.users WHERE clerk_user_id IN ('user_stats_old', 'user_stats_new');

@@ -42,5 +42,5 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
                                FROM jnx.token_config t WHERE t.jwks IS NOT NULL)));
 $$;
 COMMENT ON FUNCTION jnx.stats() IS
-    'Counts for monitoring: deliveries by status (24 h), dead letters, provisional users over an hour, configuration age. Owner and service_role.';
+    'Counts for monitoring: deliveries by status (24 h), dead letters, provisional users over an hour, configuration age. Owner, service_role and jnx_authenticator (for /metrics).';
 REVOKE ALL ON FUNCTION jnx.stats() FROM PUBLIC;

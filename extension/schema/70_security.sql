@@ -47,8 +47,9 @@ GRANT EXECUTE ON FUNCTION jnx.export_user(text), jnx.erase_user(text, text),
     jnx.import_clerk_users(jsonb), jnx.import_clerk_organizations(jsonb),
     jnx.import_clerk_memberships(jsonb) TO service_role;
 GRANT EXECUTE ON FUNCTION jnx.export_me() TO authenticated;
--- Monitoring (68_stats.sql): counts only.
-GRANT EXECUTE ON FUNCTION jnx.stats() TO service_role;
+-- Monitoring (68_stats.sql): counts only. The shim's login role reads them
+-- for /metrics without any other privilege of service_role's.
+GRANT EXECUTE ON FUNCTION jnx.stats() TO service_role, jnx_authenticator;
 
 -- Tables: reads only, and only the synced data. Configuration, secrets,
 -- deliveries and system events stay with the owner.
