@@ -4,8 +4,9 @@
 # Builds the shim twice from this checkout, as the Makefile does, once with
 # -DJNX_METRICS_BOOKKEEPING=0 (nothing counted per request), and measures:
 #   1. GET /healthz with wrk (the cheapest route, where counting weighs most),
-#      the two builds in alternating rounds on the same machine, and prints
-#      the ratio of their medians (with / without);
+#      the two builds in alternating rounds on the same machine: requests per
+#      second and the shim's CPU time per request, and the ratios of their
+#      medians (with / without);
 #   2. under callgrind, the instructions per request of the whole process for
 #      each build (one connection, sequential requests), and the counting's
 #      own (Metrics::ObserveRequest, inclusive) in the build that counts.
@@ -60,22 +61,39 @@ port_with=$(free_port)
 port_without=$(free_port)
 start "$BUILD/with" "$port_with"
 start "$BUILD/without" "$port_without"
-declare -a with without
+pid_with=${pids[0]}
+pid_without=${pids[1]}
+# The shim's CPU time (user + system, in clock ticks) from /proc: on a shared
+# machine the CPU a request costs varies much less than the requests a second.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+declare -a with without cpu_with cpu_without
 for round in $(seq 1 "$ROUNDS"); do
   for which in with without; do
-    port=$port_with
-    [[ $which == without ]] && port=$port_without
-    rps=$(wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" "http://127.0.0.1:$port/healthz" |
-      awk '/^Requests\/sec:/ {print $2}')
-    echo "  round $round $which bookkeeping: $rps requests/s"
-    if [[ $which == with ]]; then with+=("$rps"); else without+=("$rps"); fi
+    port=$port_with pid=$pid_with
+    [[ $which == without ]] && port=$port_without pid=$pid_without
+    before=$(cpu_ticks "$pid")
+    report=$(wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" "http://127.0.0.1:$port/healthz")
+    after=$(cpu_ticks "$pid")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$report")
+    n=$(awk '/requests in/ {print $1}' <<<"$report")
+    us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+    echo "  round $round $which bookkeeping: $rps requests/s, $us us of shim CPU per request"
+    if [[ $which == with ]]; then
+      with+=("$rps") cpu_with+=("$us")
+    else
+      without+=("$rps") cpu_without+=("$us")
+    fi
   done
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 m_with=$(median "${with[@]}")
 m_without=$(median "${without[@]}")
-echo "  median: with $m_with, without $m_without requests/s"
-awk -v a="$m_with" -v b="$m_without" 'BEGIN { printf "  ratio with/without: %.3f\n", a / b }'
+c_with=$(median "${cpu_with[@]}")
+c_without=$(median "${cpu_without[@]}")
+echo "  median: with $m_with, without $m_without requests/s; CPU per request with $c_with us, without $c_without us"
+awk -v a="$m_with" -v b="$m_without" -v c="$c_with" -v d="$c_without" 'BEGIN {
+  printf "  ratio with/without: throughput %.3f, CPU per request %.3f\n", a / b, c / d }'
 # The counters moved: the build with bookkeeping counted what wrk sent.
 counted=$(curl -fsS "http://127.0.0.1:$port_with/metrics" |
   awk '/^jnx_http_requests_total\{route="\/healthz",method="GET",status="200"\}/ {print $2}')
