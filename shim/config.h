@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace jnx::shim {
 
@@ -24,6 +25,12 @@ struct Config {
   // Beyond the statement timeout, how long we still wait for the server's own
   // answer before cancelling the query and dropping the connection.
   int statement_margin_ms = 1000;
+  // JNX_CORS_ORIGINS: the browser origins (scheme://host[:port], exactly as
+  // browsers send them) allowed to call the session routes. Empty: no CORS.
+  std::vector<std::string> cors_origins;
+  // JNX_STATS_CACHE_SECONDS: how long /metrics serves jnx.stats() from its
+  // cache before one scrape asks the database again (0: every scrape asks).
+  int stats_cache_seconds = 10;
 };
 
 // Fills *config from the environment; on a bad value returns false and sets *error

@@ -226,7 +226,7 @@ Pool::Slot *Pool::FreeSlot() {
   return nullptr;
 }
 
-Pool::Slot *Pool::Acquire() {
+Pool::Slot *Pool::Acquire(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (waiters_.empty()) {
     if (Slot *slot = FreeSlot(); slot != nullptr) {
@@ -240,11 +240,20 @@ Pool::Slot *Pool::Acquire() {
   thread_local Waiter &me = *new Waiter();  // NOLINT(cppcoreguidelines-owning-memory)
   me.slot = nullptr;
   waiters_.push_back(&me);
-  if (!me.handed.wait_for(lock, acquire_timeout_, [&] { return me.slot != nullptr; })) {
+  if (!me.handed.wait_for(lock, timeout, [&] { return me.slot != nullptr; })) {
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &me));
     return nullptr;
   }
   return me.slot;  // still marked busy: handed over by Release
+}
+
+PoolSnapshot Pool::Snapshot() {
+  PoolSnapshot snapshot;
+  std::lock_guard<std::mutex> lock(mutex_);
+  snapshot.size = static_cast<int>(slots_.size());
+  for (const Slot &slot : slots_) snapshot.in_use += slot.busy ? 1 : 0;
+  snapshot.waiting = static_cast<int>(waiters_.size());
+  return snapshot;
 }
 
 void Pool::Release(Slot *slot) {
@@ -463,7 +472,8 @@ DbResult Pool::Run(const std::vector<Step> &steps, const RetryPolicy &policy) {
   const auto deadline = Clock::now() + policy.budget;
   DbResult result;
   for (int attempt = 1; attempt <= policy.max_attempts; ++attempt) {
-    Slot *slot = Acquire();
+    Slot *slot =
+        Acquire(policy.acquire_timeout.count() < 0 ? acquire_timeout_ : policy.acquire_timeout);
     if (slot == nullptr) {
       result = DbResult();
       result.sqlstate = "53300";  // no free connection in time

@@ -61,6 +61,17 @@ struct RetryPolicy {
   int max_attempts = 4;
   std::chrono::milliseconds base_delay{50};
   std::chrono::milliseconds budget{2000};  // no new attempt after this
+  // How long each attempt waits for a free connection; negative: the pool's
+  // own acquire timeout. A short bound for callers that must not queue
+  // behind requests (the /metrics scrape).
+  std::chrono::milliseconds acquire_timeout{-1};
+};
+
+// The pool's occupancy at one instant.
+struct PoolSnapshot {
+  int size = 0;     // connection slots (JNX_POOL_SIZE)
+  int in_use = 0;   // slots lent to a request right now
+  int waiting = 0;  // threads waiting for a slot
 };
 
 class Pool {
@@ -81,6 +92,9 @@ class Pool {
   // retried as a whole.
   DbResult Transaction(const std::vector<Step> &steps, const RetryPolicy &policy = RetryPolicy());
 
+  // Thread-safe; holds the pool's mutex only to count.
+  PoolSnapshot Snapshot();
+
  private:
   struct Slot {
     PGconn *conn = nullptr;
@@ -90,7 +104,7 @@ class Pool {
   enum class Outcome { kDone, kBroken, kTimedOut };
 
   Pool(const Config &config, std::vector<std::string> keys, std::vector<std::string> values);
-  Slot *Acquire();
+  Slot *Acquire(std::chrono::milliseconds timeout);
   void Release(Slot *slot);
   Outcome Attempt(Slot *slot, const std::vector<Step> &steps, DbResult *result);
   bool Connect(Slot *slot);

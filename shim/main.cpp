@@ -16,10 +16,16 @@
 #include "db.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "status.h"
 
 #ifndef JNX_EXTVERSION
 #error "JNX_EXTVERSION must be defined by the build"
+#endif
+// 0 builds a shim that counts nothing per request (its /metrics still
+// answers): for test/bench/metrics_cost.sh, which measures what counting costs.
+#ifndef JNX_METRICS_BOOKKEEPING
+#define JNX_METRICS_BOOKKEEPING 1
 #endif
 
 namespace jnx::shim {
@@ -54,8 +60,21 @@ constexpr const char *kGoneBody =
     R"({"error":"gone","detail":"This route was retired; see docs/API.md, section \"Retired routes\"."})";
 constexpr const char *kRetryAfterSeconds = "5";
 constexpr int kListenBacklog = 1024;
+constexpr const char *kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-enum class RouteKind { kWebhook, kMe, kMeExport, kAdminUsers, kHealth, kReady, kRetired };
+// CORS, on the session routes only, and only for the origins JNX_CORS_ORIGINS
+// lists. Tokens travel in Authorization, which the page's script sets; the
+// shim reads no cookie, so Access-Control-Allow-Credentials is never sent
+// (and a browser then never sends cookies along: nothing ambient to abuse).
+constexpr const char *kCorsAllowMethods = "GET, HEAD";
+constexpr const char *kCorsAllowHeaders = "Authorization, Content-Type";
+constexpr const char *kCorsExposeHeaders =
+    "X-Request-Id, Retry-After, Content-Disposition, WWW-Authenticate";
+constexpr const char *kCorsMaxAge = "600";
+constexpr const char *kCorsPreflightVary =
+    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+
+enum class RouteKind { kWebhook, kMe, kMeExport, kAdminUsers, kHealth, kReady, kMetrics, kRetired };
 
 struct Route {
   const char *path;
@@ -71,6 +90,8 @@ constexpr Route kRoutes[] = {
     {"/api/admin/users", RouteKind::kAdminUsers},
     {"/healthz", RouteKind::kHealth},
     {"/readyz", RouteKind::kReady},
+    // Prometheus text; the edge never serves it (404 there).
+    {"/metrics", RouteKind::kMetrics},
     // The old Next.js routes are retired, not silently missing: 410 whatever
     // the method.
     {"/api/auth/login", RouteKind::kRetired},
@@ -106,6 +127,8 @@ struct RequestContext {
   std::string svix_id;
   std::string outcome;
   std::string sqlstate;
+  bool db_failed = false;       // a database call failed (sqlstate says how)
+  bool db_unavailable = false;  // ... without a usable answer from the server
 };
 // Default construction allocates nothing and cannot throw.
 thread_local RequestContext context;  // NOLINT(cert-err58-cpp)
@@ -136,13 +159,46 @@ std::string TargetPath(const httplib::Request &req) {
   return req.target.substr(0, req.target.find('?'));
 }
 
-void StartRequest(const httplib::Request &req, httplib::Response &res) {
+// The request's Origin when it is sent once and is one of JNX_CORS_ORIGINS,
+// byte for byte (read as sent, not %XX-decoded); else empty.
+std::string AllowedOrigin(const Config &config) {
+  const ConnectionStream *conn = CurrentConnection();
+  if (conn == nullptr) return "";
+  const std::vector<std::string_view> values = HeaderValues(conn->raw_headers(), "origin");
+  if (values.size() != 1) return "";
+  for (const std::string &origin : config.cors_origins) {
+    if (values[0] == origin) return origin;
+  }
+  return "";
+}
+
+// On a session route with CORS configured, every answer varies by Origin
+// (caches must keep a listed origin's answer from another's); a listed
+// origin is allowed to read it. Nothing anywhere else.
+void ApplyCors(const Config &config, const httplib::Request &req, httplib::Response &res) {
+  if (config.cors_origins.empty() || !IsSessionRoute(context.route)) return;
+  const bool preflight = req.method == "OPTIONS";
+  res.set_header("Vary", preflight ? kCorsPreflightVary : "Origin");
+  const std::string origin = AllowedOrigin(config);
+  if (origin.empty()) return;
+  res.set_header("Access-Control-Allow-Origin", origin);
+  if (!preflight) res.set_header("Access-Control-Expose-Headers", kCorsExposeHeaders);
+}
+
+void StartRequest(const Config &config, const httplib::Request &req, httplib::Response &res) {
   context = RequestContext();
   context.start = std::chrono::steady_clock::now();
   context.started = true;
   context.request_id = RequestIdFor(req);
   context.route = FindRoute(TargetPath(req));
   res.set_header("X-Request-Id", context.request_id);
+  ApplyCors(config, req, res);
+}
+
+void NoteDbFailure(const DbResult &r) {
+  context.sqlstate = r.sqlstate;
+  context.db_failed = true;
+  context.db_unavailable = r.kind == DbResult::Kind::kUnavailable;
 }
 
 // The response ends the connection: what follows the request's headers in the
@@ -166,6 +222,29 @@ void Unauthorized(httplib::Response &res, const std::string &reason, bool invali
   res.set_header("WWW-Authenticate",
                  invalid_token ? "Bearer error=\"invalid_token\"" : "Bearer realm=\"jnx\"");
   JsonError(res, 401, reason);
+}
+
+// A CORS preflight (OPTIONS) on a session route, CORS configured: 204 with
+// the grant when the origin is listed and the method is one the route
+// serves; else 403 cors_not_allowed, with no Access-Control-Allow-* header.
+// The headers a preflight asks for are not checked: the browser compares
+// them with the list answered.
+void Preflight(httplib::Response &res) {
+  const ConnectionStream *conn = CurrentConnection();
+  const std::vector<std::string_view> methods =
+      conn != nullptr ? HeaderValues(conn->raw_headers(), "access-control-request-method")
+                      : std::vector<std::string_view>();
+  const bool method_ok = methods.size() == 1 && (methods[0] == "GET" || methods[0] == "HEAD");
+  if (!res.has_header("Access-Control-Allow-Origin") || !method_ok) {
+    res.headers.erase("Access-Control-Allow-Origin");
+    JsonError(res, 403, "cors_not_allowed");
+    return;
+  }
+  res.status = 204;
+  res.set_header("Access-Control-Allow-Methods", kCorsAllowMethods);
+  res.set_header("Access-Control-Allow-Headers", kCorsAllowHeaders);
+  res.set_header("Access-Control-Max-Age", kCorsMaxAge);
+  context.outcome = "preflight";
 }
 
 void Gone(httplib::Response &res) {
@@ -202,7 +281,7 @@ bool RespondDocument(const DbResult &r, size_t columns, httplib::Response &res) 
 // reach its handler; refuses it otherwise. Nothing of the body has been read:
 // when one was announced, the refusal closes the connection.
 bool Screen(const Config &config, const httplib::Request &req, httplib::Response &res) {
-  StartRequest(req, res);
+  StartRequest(config, req, res);
   const ConnectionStream *conn = CurrentConnection();
   if (conn == nullptr) {  // cannot happen: every connection is ours
     JsonError(res, 500, "internal_error");
@@ -219,6 +298,15 @@ bool Screen(const Config &config, const httplib::Request &req, httplib::Response
   if (route != nullptr && route->kind == RouteKind::kRetired) {
     if (body) CloseConnection();
     Gone(res);
+    return true;
+  }
+  if (req.method == "OPTIONS" && IsSessionRoute(route) && !config.cors_origins.empty()) {
+    if (body) {
+      CloseConnection();
+      JsonError(res, 400, "bad_request");
+    } else {
+      Preflight(res);
+    }
     return true;
   }
   if (route == nullptr || !MethodAllowed(*route, req.method)) {
@@ -304,8 +392,8 @@ void HandleWebhook(Pool &pool, const Config &config, httplib::Response &res) {
   params[3] = {body.data(), static_cast<int>(body.size()), true};
 
   DbResult r = pool.Call("jnx_ingest", kIngestSql, params);
-  context.sqlstate = r.sqlstate;
   if (r.kind != DbResult::Kind::kOk) {
+    NoteDbFailure(r);
     Respond(res, AnswerFor(Scope::kWebhook, r));
     return;
   }
@@ -353,8 +441,8 @@ bool HandleSession(Pool &pool, httplib::Response &res, Step call) {
   authenticate.sql = kAuthenticateSql;
   authenticate.params = {Param{token.c_str(), static_cast<int>(token.size()), false}};
   DbResult r = pool.Transaction({authenticate, std::move(call)});
-  context.sqlstate = r.sqlstate;
   if (r.kind != DbResult::Kind::kOk) {
+    NoteDbFailure(r);
     Respond(res, AnswerFor(Scope::kSession, r));
     return false;
   }
@@ -368,7 +456,7 @@ void HandleReady(Pool &pool, httplib::Response &res) {
   once.max_attempts = 1;
   DbResult r = pool.Call("jnx_version", kVersionSql, {}, once);
   if (r.kind != DbResult::Kind::kOk) {
-    context.sqlstate = r.sqlstate;
+    NoteDbFailure(r);
     Unavailable(res, "database_unavailable");
     return;
   }
@@ -383,8 +471,21 @@ void HandleReady(Pool &pool, httplib::Response &res) {
   context.outcome = "ready";
 }
 
-void Handle(const Route &route, Pool &pool, const Config &config, const httplib::Request &req,
-            httplib::Response &res) {
+struct Monitoring {
+  Metrics &metrics;
+  StatsCache &stats;
+};
+
+// Answers 200 whatever the database's state: jnx.stats() comes from a cache
+// that a scrape refreshes within a short bound, or is absent (jnx_stats_up 0).
+void HandleMetrics(Pool &pool, Monitoring &monitoring, httplib::Response &res) {
+  const StatsSnapshot stats = monitoring.stats.Get();
+  res.set_content(monitoring.metrics.Render(pool.Snapshot(), stats), kMetricsContentType);
+  context.outcome = "ok";
+}
+
+void Handle(const Route &route, Pool &pool, const Config &config, Monitoring &monitoring,
+            const httplib::Request &req, httplib::Response &res) {
   switch (route.kind) {
     case RouteKind::kWebhook: HandleWebhook(pool, config, res); return;
     case RouteKind::kMe: {
@@ -433,6 +534,7 @@ void Handle(const Route &route, Pool &pool, const Config &config, const httplib:
     }
     case RouteKind::kHealth: res.set_content("{\"status\":\"ok\"}", "application/json"); return;
     case RouteKind::kReady: HandleReady(pool, res); return;
+    case RouteKind::kMetrics: HandleMetrics(pool, monitoring, res); return;
     case RouteKind::kRetired: Gone(res); return;  // the screen answers these first
   }
 }
@@ -440,8 +542,8 @@ void Handle(const Route &route, Pool &pool, const Config &config, const httplib:
 // Requests refused before routing: the request line or the header section
 // was malformed, too large or too slow. What follows in the stream cannot be
 // trusted, so the connection ends with the answer.
-void RefuseUnrouted(const httplib::Request &req, httplib::Response &res) {
-  StartRequest(req, res);
+void RefuseUnrouted(const Config &config, const httplib::Request &req, httplib::Response &res) {
+  StartRequest(config, req, res);
   CloseConnection();
   const ConnectionStream *conn = CurrentConnection();
   switch (conn != nullptr ? conn->violation() : Violation::kNone) {
@@ -467,6 +569,27 @@ void RefuseUnrouted(const httplib::Request &req, httplib::Response &res) {
     return;
   }
   JsonError(res, res.status == 414 ? 414 : 400, res.status == 414 ? "uri_too_long" : "bad_request");
+}
+
+// Counts one answered request (called by the logger, before the answer,
+// buffered, is sent).
+void CountRequest(Metrics &metrics, const httplib::Request &req, const httplib::Response &res,
+                  std::chrono::nanoseconds duration) {
+  const Route *route = context.route;
+  metrics.ObserveRequest(
+      route != nullptr ? static_cast<size_t>(route - kRoutes) : metrics.unmatched_route(),
+      req.method, res.status, duration);
+  if (context.db_failed) metrics.DbError(context.sqlstate, context.db_unavailable);
+  if (route == nullptr) return;
+  if (route->kind == RouteKind::kWebhook) {
+    if (res.status == 200) {
+      metrics.WebhookOutcome(context.outcome);
+    } else if (res.status >= 400 && res.status < 500) {
+      metrics.WebhookRejected(context.outcome);
+    }
+  } else if (IsSessionRoute(route) && res.status == 401) {
+    metrics.TokenFailure(context.db_failed ? context.sqlstate : "", context.outcome);
+  }
 }
 
 // Blocks SIGTERM/SIGINT in every thread; one thread waits for them and stops
@@ -496,6 +619,11 @@ int main() {
     WriteEventLog("error", "configuration: " + error);
     return 2;
   }
+  std::vector<const char *> route_paths;
+  for (const Route &route : kRoutes) route_paths.push_back(route.path);
+  Metrics metrics(route_paths);
+  StatsCache stats(*pool, metrics, std::chrono::seconds(config.stats_cache_seconds));
+  Monitoring monitoring{metrics, stats};
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -538,8 +666,9 @@ int main() {
       });
   Pool &db = *pool;
   for (const Route &route : kRoutes) {
-    auto handler = [&route, &db, &config](const httplib::Request &req, httplib::Response &res) {
-      Handle(route, db, config, req, res);
+    auto handler = [&route, &db, &config, &monitoring](const httplib::Request &req,
+                                                       httplib::Response &res) {
+      Handle(route, db, config, monitoring, req, res);
     };
     switch (route.kind) {
       case RouteKind::kWebhook:
@@ -552,9 +681,9 @@ int main() {
       default: server.Get(route.path, handler); break;
     }
   }
-  server.set_error_handler([](const httplib::Request &req, httplib::Response &res) {
+  server.set_error_handler([&config](const httplib::Request &req, httplib::Response &res) {
     if (!context.started) {
-      RefuseUnrouted(req, res);
+      RefuseUnrouted(config, req, res);
       return;
     }
     if (!res.body.empty()) return;
@@ -571,23 +700,27 @@ int main() {
       res.headers.erase("Connection");
       res.set_header("Connection", "close");
     }
+    // cpp-httplib adds Content-Length: 0 to every empty answer; a 204 must
+    // carry none (RFC 9110, section 8.6).
+    if (res.status == 204) res.headers.erase("Content-Length");
   });
   server.set_exception_handler(
       [](const httplib::Request &, httplib::Response &res, const std::exception_ptr &) {
         CloseConnection();
         JsonError(res, 500, "internal_error");
       });
-  server.set_logger([](const httplib::Request &req, const httplib::Response &res) {
+  server.set_logger([&metrics](const httplib::Request &req, const httplib::Response &res) {
     RequestLog entry;
     entry.request_id = context.started ? context.request_id : NewRequestId();
     entry.method = req.method;
     entry.route = context.route != nullptr ? context.route->path : "unmatched";
     entry.status = res.status;
+    std::chrono::nanoseconds duration{0};
     if (context.started) {
-      entry.duration_ms = std::chrono::duration<double, std::milli>(
-                              std::chrono::steady_clock::now() - context.start)
-                              .count();
+      duration = std::chrono::steady_clock::now() - context.start;
+      entry.duration_ms = std::chrono::duration<double, std::milli>(duration).count();
     }
+    if constexpr (JNX_METRICS_BOOKKEEPING != 0) CountRequest(metrics, req, res, duration);
     entry.svix_id = context.svix_id;
     entry.outcome = context.outcome;
     entry.sqlstate = context.sqlstate;

@@ -86,6 +86,7 @@ suite "fuzz (libFuzzer + ASan/UBSan, ${FUZZ_SECONDS}s per target)" make -s fuzz 
 suite "format (clang-format)" make -s format-check
 suite "lint (clang-tidy)" make -s lint
 suite "symbols (no library call shadowed by the server)" make -s symbols-check
+suite "Prometheus alert rules (promtool check and test rules)" bash test/prometheus/run.sh
 suite "private cluster, shim and nginx edge" fresh_cluster
 suite "pg_regress (make installcheck)" regress
 suite "pgTAP (pg_prove)" pgtap

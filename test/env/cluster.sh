@@ -60,6 +60,12 @@ else
   echo "JNX_LISTEN port $EDGE_PORT leaves no room for the shim at port + 2000: set JNX_SHIM_LISTEN" >&2
   exit 2
 fi
+# Browser origins the shim answers CORS for (JNX_CORS_ORIGINS, comma-separated):
+# none unless set, but the test instance lists two, which test_shim.py and
+# test_edge.py call from (and one they never list).
+DEFAULT_CORS_ORIGINS=
+[[ $INSTANCE == test ]] && DEFAULT_CORS_ORIGINS=https://app.jnx.test,http://localhost:3000
+CORS_ORIGINS=${JNX_CORS_ORIGINS-$DEFAULT_CORS_ORIGINS}
 EDGE_DIR=$BASE/edge
 EDGE_CONF=$EDGE_DIR/nginx.conf
 EDGE_PID=$EDGE_DIR/nginx.pid
@@ -155,7 +161,7 @@ start_shim() {
   # anon/authenticated (created by the extension).
   local conninfo="host=$SOCKET_DIR port=$PGPORT_NUM dbname=$DB user=jnx_authenticator"
   JNX_DATABASE_URL=${JNX_DATABASE_URL:-$conninfo} JNX_LISTEN=$SHIM_LISTEN \
-    nohup "$ROOT/shim/jnx-shim" >>"$SHIM_LOG" 2>&1 &
+    JNX_CORS_ORIGINS=$CORS_ORIGINS nohup "$ROOT/shim/jnx-shim" >>"$SHIM_LOG" 2>&1 &
   echo $! >"$SHIM_PID"
   for _ in $(seq 1 100); do
     if curl -fsS "http://$SHIM_LISTEN/healthz" >/dev/null 2>&1; then return 0; fi
@@ -250,6 +256,7 @@ export PGHOST=$SOCKET_DIR PGPORT=$PGPORT_NUM PGUSER=postgres PGDATABASE=$DB
 export JNX_BASE=$BASE JNX_LISTEN=$LISTEN JNX_SHIM_LISTEN=$SHIM_LISTEN JNX_SECRET_FILE=$SECRET_FILE
 export JNX_SHIM_LOG=$SHIM_LOG JNX_SHIM_PID_FILE=$SHIM_PID JNX_PGDATA=$PGDATA_DIR JNX_PGBIN=$PGBIN
 export JNX_EDGE_DIR=$EDGE_DIR JNX_EDGE_ACCESS_LOG=$EDGE_ACCESS_LOG JNX_EDGE_PID_FILE=$EDGE_PID
+export JNX_CORS_ORIGINS=$(printf %q "$CORS_ORIGINS")
 ENV
 }
 

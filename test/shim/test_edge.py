@@ -433,6 +433,74 @@ def metrics_and_unknown_routes_are_404_at_the_edge_and_never_reach_the_shim():
     expect(after == before, f"{after - before} of these requests reached the shim")
 
 
+CORS_ORIGINS = [o for o in os.environ.get("JNX_CORS_ORIGINS", "").split(",") if o]
+
+
+def all_headers(method, path, headers, addr=None):
+    """(status, [(name lower-case, value)] as sent, body): repeated headers kept apart."""
+    host, port = addr or EDGE
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in headers:
+            conn.putheader(k, v)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, [(k.lower(), v) for k, v in resp.getheaders()], resp.read()
+    finally:
+        conn.close()
+
+
+def access_control(headers):
+    return {k: v for k, v in headers if k.startswith("access-control-")}
+
+
+@test
+def cors_preflights_and_answers_pass_the_edge_as_the_shim_wrote_them():
+    expect(CORS_ORIGINS[:1] == ["https://app.jnx.test"], f"the test instance's JNX_CORS_ORIGINS: {CORS_ORIGINS}")
+    allowed = CORS_ORIGINS[0]
+    token = token_for("user_edge_cors")
+    for path in ("/api/me", "/api/me/export", "/api/admin/users"):
+        # A browser's preflight: no bearer token, so only the per-address limit counts it.
+        status, headers, body = all_headers("OPTIONS", path, [
+            ("Origin", allowed), ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "authorization")])
+        expect(status == 204 and body == b"", f"{path}: {status} {body[:100]!r}")
+        expect(access_control(headers) == {
+            "access-control-allow-origin": allowed, "access-control-allow-methods": "GET, HEAD",
+            "access-control-allow-headers": "Authorization, Content-Type",
+            "access-control-max-age": "600"}, f"{path}: {headers}")
+        expect([v for k, v in headers if k == "vary"] ==
+               ["Origin, Access-Control-Request-Method, Access-Control-Request-Headers"], f"{path}: {headers}")
+        for origin in ("https://app.jnx.test.evil.test", "https://APP.JNX.TEST", "https://app.jnx.test/", "null"):
+            status, headers, body = all_headers("OPTIONS", path, [
+                ("Origin", origin), ("Access-Control-Request-Method", "GET")])
+            expect(status == 403 and json.loads(body) == {"error": "cors_not_allowed"} and
+                   not access_control(headers), f"{path} {origin}: {status} {headers}")
+        # The actual request, as the page then sends it.
+        status, headers, _ = all_headers("GET", path, [("Origin", allowed), ("Authorization", "Bearer " + token)])
+        expect(status in (200, 403), f"{path}: {status}")
+        expect(access_control(headers) == {
+            "access-control-allow-origin": allowed,
+            "access-control-expose-headers": "X-Request-Id, Retry-After, Content-Disposition, WWW-Authenticate"},
+            f"{path}: {headers}")
+        expect([v for k, v in headers if k == "vary"] == ["Origin"], f"{path}: {headers}")
+        status, headers, _ = all_headers("GET", path, [("Origin", "https://evil.test"),
+                                                       ("Authorization", "Bearer " + token)])
+        expect(not access_control(headers) and [v for k, v in headers if k == "vary"] == ["Origin"],
+               f"{path} from another origin: {headers}")
+    # Webhooks, probes, metrics: no CORS, whatever the Origin.
+    body = user_event("user_edge_cors_hook")
+    status, headers, answer = request("POST", "/api/webhooks/clerk", body,
+                                      dict(svix.headers(SECRET, body), Origin=allowed))
+    expect(status == 200 and not [k for k in headers if k.startswith("access-control-") or k == "vary"],
+           f"webhook: {status} {headers} {answer[:80]!r}")
+    for method, path, want in (("OPTIONS", "/api/webhooks/clerk", 404), ("GET", "/healthz", 200),
+                               ("OPTIONS", "/healthz", 404), ("GET", "/metrics", 404), ("OPTIONS", "/metrics", 404)):
+        status, headers, _ = all_headers(method, path, [("Origin", allowed), ("Access-Control-Request-Method", "GET")])
+        expect(status == want and not access_control(headers), f"{method} {path}: {status} {headers}")
+
+
 @test
 def every_answer_of_the_edge_is_json_also_for_an_unsupported_http_version():
     for version in (b"HTTP/2.0", b"HTTP/3.0"):

@@ -1855,6 +1855,467 @@ def sigterm_finishes_the_request_in_flight_and_exits_0():
         log.close()
 
 
+# --- /metrics -------------------------------------------------------------------
+
+PROMTOOL = "promtool"
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+ROUTE_PATTERNS = {"/api/webhooks/clerk", "/api/me", "/api/me/export", "/api/admin/users", "/healthz",
+                  "/readyz", "/metrics", "/api/auth/login", "/api/auth/signup", "/api/auth/user",
+                  "unmatched"}
+
+
+def scrape(host=None, port=None, timeout=10):
+    """The shim's /metrics, asked of the shim itself (the edge answers 404): (text, seconds)."""
+    started = time.monotonic()
+    status, headers, data = request("GET", "/metrics", host=host or SHIM_HOST, port=port or SHIM_PORT,
+                                    timeout=timeout)
+    elapsed = time.monotonic() - started
+    expect_status(status, 200, data)
+    expect(headers.get("content-type") == METRICS_TYPE, f"content-type {headers.get('content-type')}")
+    return data.decode(), elapsed
+
+
+def promtool_check(text):
+    out = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True)
+    return out.returncode, (out.stdout + out.stderr).strip()
+
+
+def parse_metrics(text):
+    """{(name, frozenset of label pairs): value} of every sample line."""
+    import re
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)', line)
+        expect(m, f"not a sample line: {line!r}")
+        labels = re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(2) or "")
+        key = (m.group(1), frozenset(labels))
+        expect(key not in samples, f"sample twice: {line!r}")
+        samples[key] = float(m.group(3))
+    return samples
+
+
+def metric(samples, name, **labels):
+    """The sum of the samples of `name` whose labels include `labels` (0 when none)."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
+
+
+def has_metric(samples, name):
+    return any(n == name for n, _ in samples)
+
+
+@test
+def metrics_are_prometheus_text_that_promtool_accepts():
+    text, _ = scrape()
+    code, out = promtool_check(text)
+    expect(code == 0, f"promtool check metrics exited {code}: {out[:500]}")
+    # The check can fail: a broken copy of the same text is refused.
+    broken = text.replace("# TYPE jnx_up gauge", "# TYPE jnx_up counter")
+    expect(broken != text and promtool_check(broken)[0] != 0, "promtool accepted a counter without _total")
+    samples = parse_metrics(text)
+    version = psql("SELECT extversion FROM pg_extension WHERE extname = 'jnx_auth'")
+    expect(metric(samples, "jnx_build_info", version=version) == 1, f"no jnx_build_info for {version}")
+    expect(metric(samples, "jnx_up") == 1 and metric(samples, "jnx_stats_up") == 1, "jnx_up/jnx_stats_up")
+    expect(abs(metric(samples, "jnx_process_start_time_seconds") - time.time()) < 86400 * 30, "start time")
+    pool_size = int(os.environ.get("JNX_POOL_SIZE") or 8)
+    expect(metric(samples, "jnx_db_pool_size") == pool_size, f"pool size is not {pool_size}")
+    # GET and HEAD only.
+    status, headers, data = request("HEAD", "/metrics", host=SHIM_HOST, port=SHIM_PORT)
+    expect(status == 200 and data == b"" and headers.get("content-type") == METRICS_TYPE, (status, headers))
+    for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+        status, _, data = request(method, "/metrics", host=SHIM_HOST, port=SHIM_PORT)
+        expect(status == 404 and json.loads(data) == {"error": "not_found"}, f"{method}: {status} {data!r}")
+
+
+@test
+def metrics_count_known_traffic_exactly():
+    now = int(time.time())
+    user = f"user_metrics_{RUN}"
+    good = mint(session_claims(user))
+    h64, p64, s64 = good.split(".")
+    tokens = {  # reason label -> a token the database refuses for that reason
+        "expired": mint(session_claims(user, exp=now - 600, iat=now - 1200, nbf=now - 1200)),
+        "malformed": "hello",
+        "signature": f"{h64}.{p64}.{s64[:10]}{'A' if s64[10] != 'A' else 'B'}{s64[11:]}",
+        "issuer": mint(session_claims(user, iss="https://evil.example")),
+        "not_yet_valid": mint(session_claims(user, nbf=now + 600)),
+    }
+    body = user_event("user_metrics")
+    headers = svix.headers(SECRET, body)
+    forged = user_event("user_metrics_forged")
+    shim = lambda *a, **kw: request(*a, host=SHIM_HOST, port=SHIM_PORT, **kw)
+
+    before = parse_metrics(scrape()[0])
+    answers = [json.loads(shim("POST", "/api/webhooks/clerk", body, headers)[2]).get("status"),
+               json.loads(shim("POST", "/api/webhooks/clerk", body, headers)[2]).get("status")]
+    expect(answers == ["processed", "duplicate"], answers)
+    status, _, data = shim("POST", "/api/webhooks/clerk", forged.replace(b"Ada", b"Eve"),
+                           svix.headers(SECRET, forged))
+    expect(status == 400 and json.loads(data) == {"error": "bad_signature"}, (status, data))
+    for reason, token in tokens.items():
+        status, _, data = shim("GET", "/api/me", headers={"Authorization": "Bearer " + token})
+        expect(status == 401 and json.loads(data) == {"error": "invalid_token"}, f"{reason}: {status} {data!r}")
+    status, _, data = shim("GET", "/api/me")
+    expect(status == 401 and json.loads(data) == {"error": "missing_token"}, (status, data))
+    status, _, data = shim("GET", "/api/me", headers={"Authorization": "Bearer " + good})
+    expect_status(status, 200, data)
+    status, _, _ = shim("HEAD", "/healthz")
+    expect_status(status, 200)
+    status, _, _ = shim("GET", f"/api/nothing/{user}?email={user}@example.com")
+    expect_status(status, 404)
+    after = parse_metrics(scrape()[0])
+
+    def delta(name, **labels):
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    want = {
+        ("jnx_webhook_outcomes_total", "outcome", "processed"): 1,
+        ("jnx_webhook_outcomes_total", "outcome", "duplicate"): 1,
+        ("jnx_webhook_outcomes_total", "outcome", "stale"): 0,
+        ("jnx_webhook_outcomes_total", "outcome", "ignored"): 0,
+        ("jnx_webhook_outcomes_total", "outcome", "dead_letter"): 0,
+        ("jnx_webhook_rejected_total", "reason", "bad_signature"): 1,
+        ("jnx_token_failures_total", "reason", "missing_token"): 1,
+        ("jnx_token_failures_total", "reason", "unknown_key"): 0,
+        ("jnx_db_errors_total", "class", "JX"): 1 + len(tokens),
+        ("jnx_db_errors_total", "class", "unavailable"): 0,
+    }
+    for reason in tokens:
+        want[("jnx_token_failures_total", "reason", reason)] = 1
+    for (name, label, value), n in want.items():
+        got = delta(name, **{label: value})
+        expect(got == n, f"{name}{{{label}={value!r}}} moved by {got}, expected {n}")
+    for name, n in (("jnx_webhook_rejected_total", 1), ("jnx_token_failures_total", len(tokens) + 1),
+                    ("jnx_webhook_outcomes_total", 2), ("jnx_db_errors_total", len(tokens) + 1)):
+        expect(delta(name) == n, f"{name} moved by {delta(name)} in all, expected {n}")
+    requests = {  # (route, method, status): count; the first scrape is counted by the second
+        ("/api/webhooks/clerk", "POST", "200"): 2,
+        ("/api/webhooks/clerk", "POST", "400"): 1,
+        ("/api/me", "GET", "401"): len(tokens) + 1,
+        ("/api/me", "GET", "200"): 1,
+        ("/healthz", "HEAD", "200"): 1,
+        ("unmatched", "GET", "404"): 1,
+        ("/metrics", "GET", "200"): 1,
+    }
+    for (route, method, status), n in requests.items():
+        got = delta("jnx_http_requests_total", route=route, method=method, status=status)
+        expect(got == n, f"requests {route} {method} {status} moved by {got}, expected {n}")
+    total = sum(requests.values())
+    expect(delta("jnx_http_requests_total") == total,
+           f"jnx_http_requests_total moved by {delta('jnx_http_requests_total')}, expected {total}")
+    # The histogram counted the same requests, route by route, and its +Inf bucket is its count.
+    for route in {r for r, _, _ in requests}:
+        count = delta("jnx_http_request_duration_seconds_count", route=route)
+        expect(count == delta("jnx_http_requests_total", route=route),
+               f"{route}: histogram count moved by {count}, requests by "
+               f"{delta('jnx_http_requests_total', route=route)}")
+        inf = metric(after, "jnx_http_request_duration_seconds_bucket", route=route, le="+Inf")
+        expect(inf == metric(after, "jnx_http_request_duration_seconds_count", route=route), route)
+    expect(delta("jnx_http_request_duration_seconds_count") == total, "histogram count in all")
+    expect(0 < delta("jnx_http_request_duration_seconds_sum", route="/api/webhooks/clerk") < 10,
+           "webhook latency sum")
+    expect(metric(after, "jnx_db_pool_in_use") == 0 and metric(after, "jnx_db_pool_waiting") == 0,
+           "an idle pool reported busy")
+
+
+def stats_from_psql():
+    return json.loads(psql("SELECT jnx.stats()::text"))
+
+
+def expect_stats_match(samples, stats, slack):
+    """The scraped jnx.stats() gauges against the function's own answer; ages within `slack` s."""
+    for status, n in stats["webhook_events_24h"].items():
+        got = metric(samples, "jnx_webhook_events_24h", status=status)
+        expect(got == n, f"jnx_webhook_events_24h{{status={status}}} {got} != {n}")
+    for key in ("dead_letters_waiting", "provisional_users_over_1h", "erasures_waiting"):
+        expect(metric(samples, f"jnx_{key}") == stats[key] and has_metric(samples, f"jnx_{key}"),
+               f"jnx_{key} {metric(samples, f'jnx_{key}')} != {stats[key]}")
+    ages = [("jnx_oldest_dead_letter_age_seconds", {}, stats["oldest_dead_letter_age_seconds"])]
+    ages += [("jnx_config_age_seconds", {"setting": k}, v) for k, v in stats["config_age_seconds"].items()]
+    for name, labels, want in ages:
+        key = (name, frozenset(labels.items()))
+        if want is None:
+            expect(key not in samples, f"{name}{labels} present for a NULL")
+        else:
+            expect(key in samples and abs(samples[key] - want) <= slack, f"{name}{labels} {samples.get(key)} != {want}")
+
+
+@test
+def metrics_stats_gauges_match_jnx_stats_and_are_cached():
+    # A dead letter (and with it an oldest age) whatever ran before.
+    expect(json.loads(deliver(b"{not json")[2])["status"] == "dead_letter", "no dead letter")
+    with PrivateShim("jnx-shim-stats", JNX_STATS_CACHE_SECONDS="0") as shim:
+        samples = parse_metrics(scrape(port=shim.port)[0])
+        stats = stats_from_psql()
+        expect(metric(samples, "jnx_stats_up") == 1, "jnx_stats_up is not 1")
+        expect(stats["dead_letters_waiting"] > 0, stats)
+        expect(0 <= metric(samples, "jnx_stats_age_seconds") < 1, "a cache of 0 s served old values")
+        expect_stats_match(samples, stats, slack=2)
+    with PrivateShim("jnx-shim-stats-cache", JNX_STATS_CACHE_SECONDS="3") as shim:
+        first = parse_metrics(scrape(port=shim.port)[0])
+        waiting = metric(first, "jnx_dead_letters_waiting")
+        expect(json.loads(deliver(b"{still not json")[2])["status"] == "dead_letter", "no dead letter")
+        expect(stats_from_psql()["dead_letters_waiting"] == waiting + 1, "the dead letter did not count")
+        cached = parse_metrics(scrape(port=shim.port)[0])
+        expect(metric(cached, "jnx_dead_letters_waiting") == waiting, "not served from the cache")
+        expect(metric(cached, "jnx_stats_age_seconds") > 0, "the cached values have no age")
+        time.sleep(3.2)
+        fresh = parse_metrics(scrape(port=shim.port)[0])
+        expect(metric(fresh, "jnx_dead_letters_waiting") == waiting + 1, "not refreshed after 3 s")
+        expect_stats_match(fresh, stats_from_psql(), slack=2)
+
+
+@test
+def metrics_answer_at_once_with_the_pool_exhausted_or_the_database_down():
+    with PrivateShim("jnx-shim-exhausted", JNX_POOL_SIZE="1", JNX_STATS_CACHE_SECONDS="0",
+                     JNX_STATEMENT_TIMEOUT_MS="4000") as shim:
+        expect_status(shim.request("GET", "/readyz")[0], 200)
+        locker = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        results = []
+        threads = []
+        try:
+            locker.stdin.write("BEGIN;\nLOCK TABLE jnx.webhook_events IN ACCESS EXCLUSIVE MODE;\n\\echo locked\n")
+            locker.stdin.flush()
+            expect(locker.stdout.readline().strip() == "locked", "psql did not lock")
+            for name in ("holder", "waiter"):  # the first holds the only connection, the second waits
+                body = user_event(f"user_metrics_{name}")
+                threads.append(threading.Thread(target=lambda b=body: results.append(
+                    shim.deliver(b, svix.headers(SECRET, b), timeout=15)[0])))
+                threads[-1].start()
+                time.sleep(0.3)
+            text, elapsed = scrape(port=shim.port)
+            samples = parse_metrics(text)
+            threads[1].join(timeout=10)  # the waiter gives up (503) after the pool's 2 s
+            expect(elapsed < 1, f"/metrics took {elapsed:.2f}s with the pool exhausted")
+            expect(metric(samples, "jnx_stats_up") == 0, "jnx_stats_up is not 0 without a free connection")
+            expect(not has_metric(samples, "jnx_dead_letters_waiting"), "stats gauges without stats")
+            pool = [metric(samples, f"jnx_db_pool_{k}") for k in ("size", "in_use", "waiting")]
+            expect(pool == [1, 1, 1], f"pool size/in_use/waiting {pool}")
+            expect(metric(samples, "jnx_db_errors_total", **{"class": "unavailable"}) >= 1, "no unavailable error")
+            expect(promtool_check(text)[0] == 0, "promtool refused the scrape without stats")
+        finally:
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            locker.wait(timeout=10)
+            for t in threads:
+                t.join()
+        expect(results == [503, 200], f"deliveries (waiter, holder) {results}")
+
+    with PrivateShim("jnx-shim-dbdown", JNX_STATS_CACHE_SECONDS="0") as shim:
+        expect(metric(parse_metrics(scrape(port=shim.port)[0]), "jnx_stats_up") == 1, "stats down at start")
+        cluster("db-stop")
+        try:
+            for target in (shim.port, SHIM_PORT):  # ours, and the cluster's shim (cache 10 s)
+                text, elapsed = scrape(port=target)
+                expect(elapsed < 1, f"/metrics took {elapsed:.2f}s with the database down")
+                expect(promtool_check(text)[0] == 0, "promtool refused the scrape with the database down")
+            samples = parse_metrics(scrape(port=shim.port)[0])
+            expect(metric(samples, "jnx_stats_up") == 0, "jnx_stats_up is not 0 with the database down")
+            expect(not has_metric(samples, "jnx_stats_age_seconds"), "stats age without stats")
+        finally:
+            cluster("db-start")
+        deadline = time.monotonic() + 10
+        while metric(parse_metrics(scrape(port=shim.port)[0]), "jnx_stats_up") != 1:
+            expect(time.monotonic() < deadline, "jnx_stats_up not back to 1 within 10 s of the restart")
+            time.sleep(0.2)
+
+
+@test
+def metrics_labels_hold_only_bounded_values_and_no_personal_data():
+    user = f"user_metrics_pii_{RUN}"
+    email = f"{user}@example.com"
+    token = mint(session_claims(user))
+    body = user_event("user_metrics_pii", email=email)
+    headers = svix.headers(SECRET, body)
+    shim = lambda *a, **kw: request(*a, host=SHIM_HOST, port=SHIM_PORT, **kw)
+    expect_status(shim("POST", "/api/webhooks/clerk", body, headers)[0], 200)
+    expect_status(shim("GET", "/api/me", headers={"Authorization": "Bearer " + token})[0], 200)
+    # Paths, query strings and methods a client chooses never become label values.
+    for method, path in (("GET", f"/api/me/{user}"), ("GET", f"/api/admin/users?org={email}"),
+                         ("PATCH", f"/{headers['svix-id']}"), ("PUT", f"/api/webhooks/clerk?{token[:40]}"),
+                         ("DELETE", "/metrics/" + RUN)):
+        shim(method, path, headers={"Authorization": "Bearer " + token})
+    raw_exchange(f"FOO{RUN} /x{RUN} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), response_only=True)
+    text, _ = scrape()
+    samples = parse_metrics(text)
+    allowed = {
+        "route": lambda v: v in ROUTE_PATTERNS,
+        "method": lambda v: v in {"GET", "HEAD", "POST", "OPTIONS", "other"},
+        # An HTTP status, or a ledger status (jnx_webhook_events_24h).
+        "status": lambda v: (len(v) == 3 and v.isdigit()) or
+                            v in {"processing", "processed", "stale", "ignored", "dead_letter"},
+        "le": lambda v: v == "+Inf" or float(v) > 0,
+        "outcome": lambda v: v in {"processed", "duplicate", "stale", "ignored", "dead_letter"},
+        "reason": lambda v: v.replace("_", "").isalpha() and v.islower() and len(v) < 32,
+        "class": lambda v: v == "unavailable" or (len(v) == 2 and v.isalnum() and v.upper() == v),
+        "setting": lambda v: v in {"webhook_secrets", "token_config"},
+        "version": lambda v: v == psql("SELECT extversion FROM pg_extension WHERE extname = 'jnx_auth'"),
+    }
+    for name, labels in samples:
+        for key, value in labels:
+            expect(key in allowed and allowed[key](value), f"{name}: label {key}={value!r}")
+    for needle in (user, email, RUN, token[:24], token[-24:], headers["svix-id"], "example.com", "127.0.0"):
+        expect(needle not in text, f"/metrics holds {needle!r}")
+    expect(metric(samples, "jnx_http_requests_total", route="unmatched", method="other") >= 2,
+           "unknown methods not counted as other")
+
+
+# --- CORS -----------------------------------------------------------------------
+
+CORS_ORIGINS = [o for o in os.environ.get("JNX_CORS_ORIGINS", "").split(",") if o]
+SESSION_ROUTES = ("/api/me", "/api/me/export", "/api/admin/users")
+# Near misses of a listed origin (https://app.jnx.test in the test instance): none may pass.
+CORS_REFUSED = ("https://evil.test", "https://app.jnx.test.evil.test", "https://evilapp.jnx.test",
+                "https://APP.JNX.TEST", "HTTPS://app.jnx.test", "https://app.jnx.test/",
+                "https://app.jnx.test:443", "http://app.jnx.test", "https://app.jnx.test:8443", "null",
+                "https://app.jnx.test%00", "", "*")
+
+
+def header_list(method, path, headers=(), host=None, port=None):
+    """(status, [(name lower-case, value)] in order, body): repeated headers kept apart."""
+    conn = http.client.HTTPConnection(host or SHIM_HOST, port or SHIM_PORT, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in headers:
+            conn.putheader(k, v)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, [(k.lower(), v) for k, v in resp.getheaders()], resp.read()
+    finally:
+        conn.close()
+
+
+def cors_headers(headers):
+    return {k: v for k, v in headers if k.startswith("access-control-")}
+
+
+def preflight(path, origin, method="GET", host=None, port=None, extra=()):
+    h = [("Origin", origin)] if origin is not None else []
+    if method is not None:
+        h.append(("Access-Control-Request-Method", method))
+    return header_list("OPTIONS", path, h + list(extra), host, port)
+
+
+@test
+def cors_preflights_and_requests_from_listed_origins_only():
+    expect(CORS_ORIGINS[:1] == ["https://app.jnx.test"], f"the test instance's JNX_CORS_ORIGINS: {CORS_ORIGINS}")
+    token = mint(session_claims(f"user_cors_{RUN}"))
+    for path in SESSION_ROUTES:
+        for origin in CORS_ORIGINS:
+            for method in ("GET", "HEAD"):
+                status, headers, body = preflight(path, origin, method, extra=[
+                    ("Access-Control-Request-Headers", "authorization,content-type")])
+                expect(status == 204 and body == b"", f"{path} {origin} {method}: {status} {body!r}")
+                expect(cors_headers(headers) == {
+                    "access-control-allow-origin": origin,
+                    "access-control-allow-methods": "GET, HEAD",
+                    "access-control-allow-headers": "Authorization, Content-Type",
+                    "access-control-max-age": "600"}, f"{path} {origin}: {headers}")
+                vary = [v for k, v in headers if k == "vary"]
+                expect(vary == ["Origin, Access-Control-Request-Method, Access-Control-Request-Headers"], vary)
+                expect(not any(k in ("content-length", "content-type") for k, _ in headers) or
+                       dict(headers).get("content-length") == "0", f"a 204 with a body header: {headers}")
+                expect(dict(headers).get("x-request-id"), "no X-Request-Id on a preflight")
+        # Refused: near misses, no Origin, two Origins, a method the route does not serve.
+        refused = [(o, "GET", ()) for o in CORS_REFUSED] + [(None, "GET", ())]
+        refused += [(CORS_ORIGINS[0], m, ()) for m in ("POST", "DELETE", "get", None)]
+        refused += [(CORS_ORIGINS[0], "GET", [("Origin", CORS_ORIGINS[0])])]
+        for origin, method, extra in refused:
+            status, headers, body = preflight(path, origin, method, extra=extra)
+            what = f"{path} origin={origin!r} method={method!r} extra={extra}"
+            expect(status == 403 and json.loads(body) == {"error": "cors_not_allowed"}, f"{what}: {status} {body!r}")
+            expect(not cors_headers(headers), f"{what}: {headers}")
+            expect(dict(headers).get("vary", "").startswith("Origin"), f"{what}: no Vary: {headers}")
+    # Actual requests: a listed origin may read the answer (200 and errors alike), others may not;
+    # every answer varies by Origin.
+    expose = "X-Request-Id, Retry-After, Content-Disposition, WWW-Authenticate"
+    for path in SESSION_ROUTES:
+        for auth in ([("Authorization", "Bearer " + token)], []):
+            status, headers, _ = header_list("GET", path, [("Origin", CORS_ORIGINS[-1])] + auth)
+            expect(status in (200, 401, 403), f"{path}: {status}")
+            expect(cors_headers(headers) == {"access-control-allow-origin": CORS_ORIGINS[-1],
+                                             "access-control-expose-headers": expose}, f"{path}: {headers}")
+            expect([v for k, v in headers if k == "vary"] == ["Origin"], f"{path}: {headers}")
+            for origin in [o for o in CORS_REFUSED if o] + [None]:
+                h = [("Origin", origin)] if origin is not None else []
+                status, headers, _ = header_list("GET", path, h + auth)
+                expect(not cors_headers(headers), f"{path} {origin!r}: {headers}")
+                expect([v for k, v in headers if k == "vary"] == ["Origin"], f"{path} {origin!r}: {headers}")
+    status, headers, _ = header_list("GET", "/api/me", [("Origin", CORS_ORIGINS[0]),
+                                                        ("Authorization", "Bearer " + token)])
+    expect(status == 200 and dict(headers)["access-control-allow-origin"] == CORS_ORIGINS[0], (status, headers))
+    # Never CORS off the session routes: webhooks, probes, metrics, retired and unknown routes.
+    body = user_event("user_cors_webhook")
+    hooks = [("Origin", CORS_ORIGINS[0]), *svix.headers(SECRET, body).items(), ("Content-Length", str(len(body)))]
+    conn = http.client.HTTPConnection(SHIM_HOST, SHIM_PORT, timeout=10)
+    conn.request("POST", "/api/webhooks/clerk", body=body, headers=dict(hooks))
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    expect(resp.status == 200 and not [k for k, _ in resp.getheaders()
+                                       if k.lower().startswith("access-control-") or k.lower() == "vary"],
+           f"webhook: {resp.status} {resp.getheaders()}")
+    for path, want in (("/api/webhooks/clerk", 404), ("/healthz", 404), ("/readyz", 404), ("/metrics", 404),
+                       ("/api/auth/login", 410), ("/api/nothing", 404)):
+        status, headers, _ = preflight(path, CORS_ORIGINS[0])
+        expect(status == want and not cors_headers(headers) and "vary" not in dict(headers),
+               f"OPTIONS {path}: {status} {headers}")
+        if path != "/api/webhooks/clerk":
+            status, headers, _ = header_list("GET", path, [("Origin", CORS_ORIGINS[0])])
+            expect(not cors_headers(headers) and "vary" not in dict(headers), f"GET {path}: {headers}")
+
+
+@test
+def cors_is_off_without_jnx_cors_origins():
+    with PrivateShim("jnx-shim-nocors", JNX_CORS_ORIGINS="") as shim:
+        status, headers, _ = preflight("/api/me", "https://app.jnx.test", port=shim.port)
+        expect(status == 404 and not cors_headers(headers) and "vary" not in dict(headers), (status, headers))
+        status, headers, _ = header_list("GET", "/api/me", [("Origin", "https://app.jnx.test")], port=shim.port)
+        expect(status == 401 and not cors_headers(headers) and "vary" not in dict(headers), (status, headers))
+
+
+def shim_exit(**env):
+    """Starts the shim with `env` on top of ours; (exit code or None if it kept running, its output)."""
+    port = free_port()
+    proc = subprocess.Popen([SHIM_BIN], env=dict(os.environ, JNX_LISTEN=f"{HOST}:{port}", **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=3)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+        return None, out
+
+
+@test
+def bad_cors_origins_or_stats_cache_stop_the_shim_at_start_with_exit_2():
+    bad_origins = ("*", "https://app.jnx.test/", "https://app.jnx.test/path", "https://app.jnx.test,",
+                   ",https://app.jnx.test", "https://a.jnx.test,,https://b.jnx.test",
+                   "https://a.jnx.test, https://b.jnx.test", " https://app.jnx.test", "https://App.jnx.test",
+                   "null", "app.jnx.test", "ftp://app.jnx.test", "https://app.jnx.test:443",
+                   "http://app.jnx.test:80", "https://app.jnx.test:0", "https://app.jnx.test:65536",
+                   "https://user@app.jnx.test", "https://app.jnx.test?x=1", "https://app.jnx.test#x",
+                   "https://-app.jnx.test", "https://app..jnx.test", "https://*.jnx.test", "https://",
+                   "https://[::1", "https://app.jnx.test\t")
+    for value in bad_origins:
+        code, out = shim_exit(JNX_CORS_ORIGINS=value)
+        expect(code == 2, f"JNX_CORS_ORIGINS={value!r}: exit {code}: {out[-300:]}")
+        expect("JNX_CORS_ORIGINS" in out and json.loads(out.splitlines()[-1])["level"] == "error", out)
+        if "jnx.test" in value:
+            expect(value.strip() not in out, f"the log repeats the value {value!r}")
+    for value in ("-1", "3601", "ten", "1.5"):
+        code, out = shim_exit(JNX_STATS_CACHE_SECONDS=value)
+        expect(code == 2 and "JNX_STATS_CACHE_SECONDS" in out, f"JNX_STATS_CACHE_SECONDS={value!r}: {code} {out}")
+    # The same checker accepts what browsers send.
+    good = "https://app.jnx.test,http://localhost:3000,http://127.0.0.1:8080,https://[::1]:8443,https://x-y.a1.test"
+    code, out = shim_exit(JNX_CORS_ORIGINS=good, JNX_STATS_CACHE_SECONDS="0")
+    expect(code is None, f"valid origins refused: exit {code}: {out[-300:]}")
+
+
 @test
 def logs_are_json_lines_without_pii():
     time.sleep(0.2)
