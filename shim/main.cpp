@@ -16,6 +16,7 @@
 #include "db.h"
 #include "http.h"
 #include "log.h"
+#include "refresh_jwks.h"
 #include "status.h"
 
 #ifndef JNX_EXTVERSION
@@ -483,8 +484,10 @@ std::thread StartSignalThread(httplib::Server &server, sigset_t set) {
 }  // namespace
 }  // namespace jnx::shim
 
-int main() {
+int main(int argc, char **argv) {
   using namespace jnx::shim;
+  // A command (only refresh-jwks) runs and exits; without arguments the shim serves.
+  if (argc > 1) return RunCommand(argc, argv);
   Config config;
   std::string error;
   if (!LoadConfig(&config, &error)) {
