@@ -101,6 +101,7 @@ suite "shim integration (HTTP, through the edge)" shim_integration
 # After the shim suite, so that its access-log check covers that traffic too.
 suite "edge (nginx in front of the shim)" edge
 suite "jnx-shim refresh-jwks (HTTPS, TLS checks, owner-only writes)" refresh_jwks
+suite "systemd units (systemd-analyze verify and security)" bash test/systemd/run.sh
 
 echo
 echo "make test finished in $(($(date +%s) - started))s"

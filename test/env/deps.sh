@@ -12,6 +12,7 @@ PACKAGES=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev clang-format clang-tidy
   python3 curl openssl wrk
   nginx
+  systemd
 )
 
 missing=()
