@@ -13,6 +13,8 @@ A few paths behave otherwise:
     /big-length      1 MiB + 1 byte, with Content-Length
     /big-stream      1 MiB + 1 byte, without Content-Length (ends at close)
     /hang            answers nothing for 20 s
+    /trickle-headers a status line, then one header line every 2 s, for 120 s
+    /trickle-body    Content-Length 1000, then one byte every 2 s
 """
 
 import http.server
@@ -57,6 +59,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/hang":
             time.sleep(20)
             self.answer(200, b"{}")
+        elif path == "/trickle-headers":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            for i in range(60):
+                time.sleep(2)
+                self.wfile.write(b"X-Trickle-%d: x\r\n" % i)
+        elif path == "/trickle-body":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{")
+            for _ in range(60):
+                time.sleep(2)
+                self.wfile.write(b" ")
         else:
             name = os.path.basename(path)
             file = os.path.join(DIR, name)

@@ -4,9 +4,10 @@
 # the openssl CLI, RSA keys made by build/jnx-mint, and a database of its own
 # (jnx_jwks) in the running test cluster of test/env/cluster.sh. Checks:
 # rotation, no write when the set is unchanged, refused certificates and host
-# names, refused answers, configuration errors, database errors, that no
-# failing run prints a password, a served body, a modulus or a query string,
-# and that the serving shim can never set keys.
+# names, refused answers, servers too slow (the 30 s and 60 s bounds),
+# configuration and database errors, that no failing run prints a password, a
+# served body, a modulus or a query string, and that the serving shim can never
+# set keys.
 #
 #   JNX_INSTANCE=test bash test/env/cluster.sh run && bash test/jwks/run.sh
 #
@@ -203,6 +204,18 @@ expect_failure() {  # expect_failure NAME EXIT REASON URL [VAR=value...]
   check "$name: nothing written" equals "$(state)" "$before"
 }
 
+# Servers that keep sending, slowly enough that no single read times out: the
+# 30 s budget of the answer and the 60 s limit of the run must end them. They run
+# alongside the checks below (they never reach the database) and are read at the end.
+slow_runs=()
+slow_start=$SECONDS
+for slow in trickle-body trickle-headers; do
+  env -u SSL_CERT_DIR SSL_CERT_FILE="$CA_FILE" JNX_JWKS_URL="$BASE_URL/$slow?k=$QUERY_MARKER" \
+    JNX_ADMIN_DATABASE_URL="$ADMIN" "$SHIM" refresh-jwks >"$WORK/$slow.out" 2>&1 &
+  pids+=($!)
+  slow_runs+=("$slow:$!")
+done
+
 # --- 1. rotation ------------------------------------------------------------------------
 check "before: a token signed by the new key is refused" equals "$(token2_verifies)" ""
 before=$(state)
@@ -321,6 +334,29 @@ check "serving shim: the key set is untouched" equals "$(state)" "$before"
 check "serving shim: logs nothing about keys" lacks "$(cat "$WORK/serving.log")" "jwks"
 kill -TERM "$serving" 2>/dev/null
 wait "$serving" 2>/dev/null
+
+# --- the slow servers started at the beginning ----------------------------------------------
+for run in "${slow_runs[@]}"; do
+  wait "${run#*:}"
+  RC=$?
+  elapsed=$((SECONDS - slow_start))
+  OUT=$(cat "$WORK/${run%%:*}.out")
+  case ${run%%:*} in
+    trickle-body)
+      check "a body that trickles: exit 3" equals "$RC" 3
+      check "a body that trickles: stopped at the 30 s budget" contains "$OUT" "the answer took longer than 30 s"
+      check "a body that trickles: clean output" clean_output "$OUT"
+      check "a body that trickles: within 45 s" test "$elapsed" -lt 45
+      ;;
+    trickle-headers)
+      check "headers that trickle: exit 3" equals "$RC" 3
+      check "headers that trickle: stopped by the 60 s limit of the run" contains "$OUT" \
+        "fetching the key set took longer than 60 s; stopped"
+      check "headers that trickle: clean output" clean_output "$OUT"
+      check "headers that trickle: within 70 s" test "$elapsed" -lt 70
+      ;;
+  esac
+done
 
 echo "jwks: $passed passed, $failed failed in $((SECONDS - started))s"
 ((failed == 0))
