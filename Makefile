@@ -77,13 +77,15 @@ endif
 
 # --- shim -------------------------------------------------------------------
 HTTPLIB_FLAGS := $(shell pkg-config --cflags --libs cpp-httplib 2>/dev/null)
+# Its defines (CPPHTTPLIB_OPENSSL_SUPPORT: the HTTPS client of refresh-jwks), for clang-tidy.
+HTTPLIB_CFLAGS := $(shell pkg-config --cflags cpp-httplib 2>/dev/null)
 PQ_INCLUDE    := $(shell $(PG_CONFIG) --includedir 2>/dev/null)
 SHIM_SRCS      = $(wildcard shim/*.cpp)
 SHIM_HDRS      = $(wildcard shim/*.h)
 
 shim/jnx-shim: $(SHIM_SRCS) $(SHIM_HDRS) extension/$(EXTENSION_NAME).control
 	$(CXX) $(CXX_STD) -DJNX_EXTVERSION='"$(EXTVERSION)"' -I$(PQ_INCLUDE) -o $@ $(SHIM_SRCS) \
-	    $(HTTPLIB_FLAGS) -lpq -lpthread
+	    $(HTTPLIB_FLAGS) -lpq -lpthread -ljansson $(OPENSSL_LIBS)
 
 # --- unit tests (GoogleTest, core only) ----------------------------------------
 UNIT_SRCS = $(wildcard test/unit/*.cpp)
@@ -205,7 +207,7 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 lint:
-	clang-tidy --quiet $(CORE_SRCS) $(SHIM_SRCS) -- -std=c++17 -Iextension -I$(PQ_INCLUDE) -DJNX_EXTVERSION='"$(EXTVERSION)"'
+	clang-tidy --quiet $(CORE_SRCS) $(SHIM_SRCS) -- -std=c++17 -Iextension -I$(PQ_INCLUDE) -DJNX_EXTVERSION='"$(EXTVERSION)"' $(HTTPLIB_CFLAGS)
 	clang-tidy --quiet $(PG_SRCS) -- -std=c++17 -Iextension -isystem $(PG_INCLUDE_SERVER)
 
 clean: clean-local

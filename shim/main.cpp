@@ -17,6 +17,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "refresh_jwks.h"
 #include "status.h"
 
 #ifndef JNX_EXTVERSION
@@ -606,8 +607,10 @@ std::thread StartSignalThread(httplib::Server &server, sigset_t set) {
 }  // namespace
 }  // namespace jnx::shim
 
-int main() {
+int main(int argc, char **argv) {
   using namespace jnx::shim;
+  // A command (only refresh-jwks) runs and exits; without arguments the shim serves.
+  if (argc > 1) return RunCommand(argc, argv);
   Config config;
   std::string error;
   if (!LoadConfig(&config, &error)) {

@@ -81,6 +81,12 @@ edge() {
   python3 test/shim/test_edge.py
 }
 
+# Its own database in the cluster, local HTTPS servers with a CA made at test time.
+refresh_jwks() {
+  eval "$($CLUSTER env)"
+  bash test/jwks/run.sh
+}
+
 suite "unit (GoogleTest, extension/core)" make -s unit
 suite "fuzz (libFuzzer + ASan/UBSan, ${FUZZ_SECONDS}s per target)" make -s fuzz FUZZ_SECONDS="$FUZZ_SECONDS"
 suite "format (clang-format)" make -s format-check
@@ -95,6 +101,8 @@ suite "upgrade from every released version" upgrade
 suite "shim integration (HTTP, through the edge)" shim_integration
 # After the shim suite, so that its access-log check covers that traffic too.
 suite "edge (nginx in front of the shim)" edge
+suite "jnx-shim refresh-jwks (HTTPS, TLS checks, owner-only writes)" refresh_jwks
+suite "systemd units (systemd-analyze verify and security)" bash test/systemd/run.sh
 
 echo
 echo "make test finished in $(($(date +%s) - started))s"

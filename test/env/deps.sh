@@ -16,6 +16,7 @@ PACKAGES=(
   # server too; nothing here starts it (on a host with systemd, the package
   # may: `systemctl disable --now prometheus` if you do not want it).
   prometheus
+  systemd
 )
 
 missing=()
