@@ -24,6 +24,13 @@ struct Config {
   // Beyond the statement timeout, how long we still wait for the server's own
   // answer before cancelling the query and dropping the connection.
   int statement_margin_ms = 1000;
+  // JNX_TRANSACTION_POOLING=on: JNX_DATABASE_URL points at a pooler in
+  // transaction mode (PgBouncer pool_mode = transaction), where consecutive
+  // transactions of one connection may run on different server sessions.
+  // Nothing session-level is used then: statements are sent unnamed and the
+  // statement timeout is set inside each transaction (SET LOCAL), not at
+  // connection start. Off: named statements prepared once per connection.
+  bool transaction_pooling = false;
 };
 
 // Fills *config from the environment; on a bad value returns false and sets *error
