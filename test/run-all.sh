@@ -81,6 +81,13 @@ edge() {
   python3 test/shim/test_edge.py
 }
 
+# The whole shim suite again, the shim behind a real PgBouncer in transaction mode; it restarts
+# the cluster's shim straight to the database when done.
+through_pgbouncer() {
+  eval "$($CLUSTER env)"
+  bash test/pgbouncer/run.sh
+}
+
 suite "unit (GoogleTest, extension/core)" make -s unit
 suite "fuzz (libFuzzer + ASan/UBSan, ${FUZZ_SECONDS}s per target)" make -s fuzz FUZZ_SECONDS="$FUZZ_SECONDS"
 suite "format (clang-format)" make -s format-check
@@ -94,6 +101,8 @@ suite "upgrade from every released version" upgrade
 suite "shim integration (HTTP, through the edge)" shim_integration
 # After the shim suite, so that its access-log check covers that traffic too.
 suite "edge (nginx in front of the shim)" edge
+suite "shim integration through PgBouncer (transaction mode)" through_pgbouncer
+suite "failover to a promoted standby (own clusters, multi-host conninfo)" bash test/failover/run.sh
 
 echo
 echo "make test finished in $(($(date +%s) - started))s"

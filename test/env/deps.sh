@@ -11,7 +11,7 @@ PACKAGES=(
   libgtest-dev libbenchmark-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev clang-format clang-tidy
   python3 curl openssl wrk
-  nginx
+  nginx pgbouncer
 )
 
 missing=()
