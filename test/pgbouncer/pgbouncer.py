@@ -20,6 +20,8 @@ import sys
 import time
 
 BIN = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+# After a failed login to the server PgBouncer refuses every client at once for this long.
+SERVER_LOGIN_RETRY = 0.25
 
 
 def free_port():
@@ -89,7 +91,7 @@ server_reset_query_always = 0
 ignore_startup_parameters = {self.ignore}
 ; A server that is down is told to clients at once, and tried again a quarter second later (the
 ; default 15 s would keep the pool failing long after the server came back).
-server_login_retry = 0.25
+server_login_retry = {SERVER_LOGIN_RETRY}
 server_connect_timeout = 3
 ; A query waiting for a server connection longer than this is refused (the shim answers 503);
 ; within the shim's own deadline (statement timeout + 1 s).
