@@ -26,6 +26,12 @@ cleanup() {
   # The shim straight to the database again, as the rest of the suites expect it.
   env -u JNX_DATABASE_URL -u JNX_TRANSACTION_POOLING $CLUSTER shim >/dev/null 2>&1 || true
   python3 "$ROOT/test/pgbouncer/pgbouncer.py" stop "$BOUNCER_DIR" || true
+  # The tests' own PgBouncers, should a test have died before stopping its own.
+  local dir
+  for dir in "$JNX_BASE"/pgbouncer-*; do
+    [[ -d $dir ]] && python3 "$ROOT/test/pgbouncer/pgbouncer.py" stop "$dir"
+  done
+  return 0
 }
 trap cleanup EXIT
 
