@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string_view>
+#include <string>
 
 namespace jnx::shim {
 namespace {
@@ -134,6 +135,18 @@ bool LoadConfig(Config *config, std::string *error) {
     if (!ParseInt(text, var.min, var.max, var.value)) {
       *error = std::string(var.name) + " must be an integer between " + std::to_string(var.min) +
                " and " + std::to_string(var.max);
+      return false;
+    }
+  }
+  if (const char *pooling = std::getenv("JNX_TRANSACTION_POOLING");
+      pooling != nullptr && *pooling != '\0') {
+    const std::string value = pooling;
+    if (value == "on" || value == "true" || value == "1") {
+      config->transaction_pooling = true;
+    } else if (value == "off" || value == "false" || value == "0") {
+      config->transaction_pooling = false;
+    } else {
+      *error = "JNX_TRANSACTION_POOLING must be on or off";
       return false;
     }
   }

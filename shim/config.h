@@ -31,6 +31,13 @@ struct Config {
   // JNX_STATS_CACHE_SECONDS: how long /metrics serves jnx.stats() from its
   // cache before one scrape asks the database again (0: every scrape asks).
   int stats_cache_seconds = 10;
+  // JNX_TRANSACTION_POOLING=on: JNX_DATABASE_URL points at a pooler in
+  // transaction mode (PgBouncer pool_mode = transaction), where consecutive
+  // transactions of one connection may run on different server sessions.
+  // Nothing session-level is used then: statements are sent unnamed and the
+  // statement timeout is set inside each transaction (SET LOCAL), not at
+  // connection start. Off: named statements prepared once per connection.
+  bool transaction_pooling = false;
 };
 
 // Fills *config from the environment; on a bad value returns false and sets *error

@@ -23,7 +23,8 @@ bool IsTransientSqlstate(const std::string &s) {
          || s == "53300"        // too_many_connections
          || s == "57P01"        // admin_shutdown
          || s == "57P02"        // crash_shutdown
-         || s == "57P03";       // cannot_connect_now (starting up)
+         || s == "57P03"        // cannot_connect_now (starting up)
+         || s == kReadOnlySqlstate;
 }
 
 namespace {
@@ -32,6 +33,10 @@ constexpr const char *kConnectionLost = "08006";
 // PQcancel() blocks while it connects to the server; it runs on a detached
 // thread, and no more than this many at once.
 constexpr int kMaxCancelsInFlight = 4;
+// Behind a transaction pooler, the first statement of every transaction: the
+// statement timeout for the rest of it (SET LOCAL; ends with the transaction).
+constexpr const char *kSetTimeoutSql =
+    "SELECT pg_catalog.set_config('statement_timeout'::pg_catalog.text, $1::pg_catalog.text, true)";
 
 // libpq prints server notices (such as "terminating connection due to
 // immediate shutdown") raw on stderr; log them as JSON instead, with their
@@ -153,7 +158,7 @@ void CopyFirstRow(const PGresult *res, DbResult *result) {
   }
 }
 
-bool SendStep(PGconn *conn, const Step &step) {
+bool SendStep(PGconn *conn, const Step &step, bool named) {
   const size_t n = step.params.size();
   std::vector<const char *> values(n);
   std::vector<int> lengths(n), formats(n);
@@ -163,10 +168,11 @@ bool SendStep(PGconn *conn, const Step &step) {
     formats[i] = step.params[i].binary ? 1 : 0;
   }
   const int count = static_cast<int>(n);
-  return step.name != nullptr ? PQsendQueryPrepared(conn, step.name, count, values.data(),
-                                                    lengths.data(), formats.data(), 0) == 1
-                              : PQsendQueryParams(conn, step.sql, count, nullptr, values.data(),
-                                                  lengths.data(), formats.data(), 0) == 1;
+  return named && step.name != nullptr
+             ? PQsendQueryPrepared(conn, step.name, count, values.data(), lengths.data(),
+                                   formats.data(), 0) == 1
+             : PQsendQueryParams(conn, step.sql, count, nullptr, values.data(), lengths.data(),
+                                 formats.data(), 0) == 1;
 }
 
 }  // namespace
@@ -194,18 +200,22 @@ std::unique_ptr<Pool> Pool::Create(const Config &config, std::string *error) {
   // Named in pg_stat_activity unless the caller names it otherwise.
   keys.emplace_back("fallback_application_name");
   values.emplace_back("jnx-shim");
-  // Sent at connection start rather than by SET: nothing to run per request,
-  // and the caller's own options are kept (ours comes last, so it wins).
-  if (!server_options.empty()) server_options += ' ';
-  server_options += "-c statement_timeout=" + std::to_string(config.statement_timeout_ms);
-  keys.emplace_back("options");
-  values.emplace_back(server_options);
-  return std::unique_ptr<Pool>(new Pool(config, std::move(keys), std::move(values)));
+  return std::unique_ptr<Pool>(
+      new Pool(config, std::move(keys), std::move(values), std::move(server_options)));
 }
 
-Pool::Pool(const Config &config, std::vector<std::string> keys, std::vector<std::string> values)
+Pool::Pool(const Config &config, std::vector<std::string> keys, std::vector<std::string> values,
+           std::string caller_options)
     : keys_(std::move(keys)),
       values_(std::move(values)),
+      caller_options_(std::move(caller_options)),
+      // Direct, the timeout is sent at connection start rather than by SET:
+      // nothing to run per request, and the caller's own options are kept
+      // (ours comes last, so it wins).
+      direct_options_(caller_options_ + (caller_options_.empty() ? "" : " ") +
+                      "-c statement_timeout=" + std::to_string(config.statement_timeout_ms)),
+      statement_timeout_(std::to_string(config.statement_timeout_ms)),
+      transaction_pooling_(config.transaction_pooling),
       acquire_timeout_(config.acquire_timeout_ms),
       connect_timeout_(config.connect_timeout_ms),
       statement_deadline_(config.statement_timeout_ms + config.statement_margin_ms),
@@ -280,14 +290,26 @@ void Pool::Drop(Slot *slot) {
   slot->prepared.clear();
 }
 
+void Pool::UseTransactionPooling(const char *why) {
+  if (transaction_pooling_.exchange(true)) return;
+  WriteEventLog("warning", std::string(why) +
+                               ": a transaction pooler is in front of the database; statements "
+                               "are sent unnamed from now on (set JNX_TRANSACTION_POOLING=on)");
+}
+
 // Non-blocking connect: PQconnectPoll() driven by poll() with a deadline
 // (libpq's own connect_timeout applies only to its blocking connect).
 bool Pool::Connect(Slot *slot) {
   Drop(slot);
+  const bool pooled = transaction_pooling_.load(std::memory_order_relaxed);
   std::vector<const char *> keys, values;
   for (size_t i = 0; i < keys_.size(); ++i) {
     keys.push_back(keys_[i].c_str());
     values.push_back(values_[i].c_str());
+  }
+  if (!pooled || !caller_options_.empty()) {
+    keys.push_back("options");
+    values.push_back(pooled ? caller_options_.c_str() : direct_options_.c_str());
   }
   keys.push_back(nullptr);
   values.push_back(nullptr);
@@ -306,6 +328,11 @@ bool Pool::Connect(Slot *slot) {
   }
   if (state != PGRES_POLLING_OK || PQstatus(conn) != CONNECTION_OK ||
       PQsetnonblocking(conn, 1) != 0) {
+    // PgBouncer refuses startup parameters it does not know, `options` among
+    // them: the next connection goes without (the timeout then per transaction).
+    if (!pooled && std::strstr(PQerrorMessage(conn), "unsupported startup parameter") != nullptr) {
+      UseTransactionPooling("the server refused the startup parameter options");
+    }
     PQfinish(conn);
     return false;
   }
@@ -358,15 +385,23 @@ Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, DbResult
   // the sync, or, after an error, skips the remaining steps and rolls back
   // there. Parameters travel apart from the statement text, so a failed
   // authentication never writes a token into the server's log.
+  // Behind a transaction pooler nothing outlives the transaction: every
+  // statement is unnamed, and the statement timeout is its first statement.
   struct Command {
-    enum Kind { kPrepare, kStep } kind;
+    enum Kind { kPrepare, kStep, kSetTimeout } kind;
     size_t step;
   };
+  const bool pooled = transaction_pooling_.load(std::memory_order_relaxed);
   std::vector<Command> commands;
   bool sent = PQenterPipelineMode(conn) == 1;
+  if (pooled && sent) {
+    const char *timeout[] = {statement_timeout_.c_str()};
+    sent = PQsendQueryParams(conn, kSetTimeoutSql, 1, nullptr, timeout, nullptr, nullptr, 0) == 1;
+    commands.push_back({Command::kSetTimeout, 0});
+  }
   for (size_t i = 0; sent && i < steps.size(); ++i) {
     const char *name = steps[i].name;
-    if (name == nullptr ||
+    if (pooled || name == nullptr ||
         std::find(slot->prepared.begin(), slot->prepared.end(), name) != slot->prepared.end()) {
       continue;
     }
@@ -375,7 +410,7 @@ Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, DbResult
     commands.push_back({Command::kPrepare, i});
   }
   for (size_t i = 0; sent && i < steps.size(); ++i) {
-    sent = SendStep(conn, steps[i]);
+    sent = SendStep(conn, steps[i], !pooled);
     commands.push_back({Command::kStep, i});
   }
   sent = sent && PQpipelineSync(conn) == 1;
@@ -440,7 +475,26 @@ Pool::Outcome Pool::Attempt(Slot *slot, const std::vector<Step> &steps, DbResult
     if (!failed) return abandon(Io::kBroken);
     Drop(slot);  // the error stands; only the connection is lost
   }
-  if (!failed) result->kind = DbResult::Kind::kOk;
+  if (!failed) {
+    result->kind = DbResult::Kind::kOk;
+    return Outcome::kDone;
+  }
+  // A named statement the server session does not have, or has already: a
+  // transaction pooler gave this connection another session than the one it
+  // was prepared on. Unnamed from now on, on new connections, and tried again.
+  if (!pooled && (result->sqlstate == "26000" || result->sqlstate == "42P05")) {
+    UseTransactionPooling("a prepared statement was missing or already there");
+    Drop(slot);
+    result->kind = DbResult::Kind::kUnavailable;
+    result->sqlstate = kConnectionLost;  // the connection is dropped: retried
+    return Outcome::kBroken;
+  }
+  // A server that takes no writes: it is not the primary (any more). A new
+  // connection lets libpq look for the one that is.
+  if (result->sqlstate == kReadOnlySqlstate) {
+    Drop(slot);
+    return Outcome::kBroken;
+  }
   return Outcome::kDone;
 }
 

@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -49,8 +50,9 @@ struct DbResult {
 // the client-side deadline); the same code as the server's statement_timeout.
 constexpr const char *kQueryCanceledSqlstate = "57014";
 
-// One statement: with a name, prepared once per connection; without, sent
-// unnamed (parsed each time). Parameters are always bound, never inlined.
+// One statement: with a name, prepared once per connection; without, or
+// behind a transaction pooler, sent unnamed (parsed each time). Parameters are
+// always bound, never inlined.
 struct Step {
   const char *name = nullptr;
   const char *sql = nullptr;
@@ -103,7 +105,8 @@ class Pool {
   };
   enum class Outcome { kDone, kBroken, kTimedOut };
 
-  Pool(const Config &config, std::vector<std::string> keys, std::vector<std::string> values);
+  Pool(const Config &config, std::vector<std::string> keys, std::vector<std::string> values,
+       std::string caller_options);
   Slot *Acquire(std::chrono::milliseconds timeout);
   void Release(Slot *slot);
   Outcome Attempt(Slot *slot, const std::vector<Step> &steps, DbResult *result);
@@ -112,9 +115,17 @@ class Pool {
   void CloseIdle();
   DbResult Run(const std::vector<Step> &steps, const RetryPolicy &policy);
 
+  // Behind a transaction pooler from now on (JNX_TRANSACTION_POOLING, or
+  // found out: see Attempt and Connect). Logs why, once.
+  void UseTransactionPooling(const char *why);
+
   // The connection parameters: the caller's conninfo, parsed, with our defaults
-  // where it is silent and the statement timeout appended to `options`.
+  // where it is silent, except `options`: the caller's alone (behind a
+  // transaction pooler), or with the statement timeout appended (direct).
   std::vector<std::string> keys_, values_;
+  std::string caller_options_, direct_options_;
+  std::string statement_timeout_;  // milliseconds, as text, for SET LOCAL
+  std::atomic<bool> transaction_pooling_;
   std::chrono::milliseconds acquire_timeout_, connect_timeout_, statement_deadline_;
   // Threads waiting for a slot, served first come, first served: a released
   // slot goes straight to the oldest waiter (a thread arriving meanwhile
@@ -128,6 +139,12 @@ class Pool {
   std::deque<Waiter *> waiters_;
   std::vector<Slot> slots_;
 };
+
+// read_only_sql_transaction: the server no longer takes writes (an old primary
+// fenced with default_transaction_read_only, or a standby). The connection is
+// dropped and the attempt retried, so that libpq's target_session_attrs can
+// find the server that does.
+constexpr const char *kReadOnlySqlstate = "25006";
 
 // True for SQLSTATEs worth retrying on a new attempt.
 bool IsTransientSqlstate(const std::string &sqlstate);

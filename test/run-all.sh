@@ -87,6 +87,13 @@ refresh_jwks() {
   bash test/jwks/run.sh
 }
 
+# The whole shim suite again, the shim behind a real PgBouncer in transaction mode; it restarts
+# the cluster's shim straight to the database when done.
+through_pgbouncer() {
+  eval "$($CLUSTER env)"
+  bash test/pgbouncer/run.sh
+}
+
 suite "unit (GoogleTest, extension/core)" make -s unit
 suite "fuzz (libFuzzer + ASan/UBSan, ${FUZZ_SECONDS}s per target)" make -s fuzz FUZZ_SECONDS="$FUZZ_SECONDS"
 suite "format (clang-format)" make -s format-check
@@ -103,6 +110,8 @@ suite "shim integration (HTTP, through the edge)" shim_integration
 suite "edge (nginx in front of the shim)" edge
 suite "jnx-shim refresh-jwks (HTTPS, TLS checks, owner-only writes)" refresh_jwks
 suite "systemd units (systemd-analyze verify and security)" bash test/systemd/run.sh
+suite "shim integration through PgBouncer (transaction mode)" through_pgbouncer
+suite "failover to a promoted standby (own clusters, multi-host conninfo)" bash test/failover/run.sh
 
 echo
 echo "make test finished in $(($(date +%s) - started))s"

@@ -11,7 +11,7 @@ PACKAGES=(
   libgtest-dev libbenchmark-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev clang-format clang-tidy
   python3 curl openssl wrk
-  nginx
+  nginx pgbouncer
   # For promtool (check metrics, check/test rules). The package holds the
   # server too; nothing here starts it (on a host with systemd, the package
   # may: `systemctl disable --now prometheus` if you do not want it).

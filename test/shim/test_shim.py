@@ -7,6 +7,11 @@ JNX_SHIM_LOG, PGHOST, PGPORT, PGUSER, PGDATABASE; JNX_SHIM_LISTEN when a proxy
 listens on JNX_LISTEN in front of the shim. Tests of the shim's own HTTP
 handling (framing, limits) talk to the shim directly; end-to-end tests go
 through JNX_LISTEN.
+
+JNX_TEST_PGBOUNCER=1 (test/pgbouncer/run.sh): the cluster's shim reaches the database through
+PgBouncer in transaction mode (its port in JNX_TEST_PGBOUNCER_PORT), and every shim a test starts
+goes through a PgBouncer of its own, so that the server backends it uses are exactly that
+pooler's (SHOW SERVERS). psql here always talks to the database directly.
 """
 
 import base64
@@ -27,6 +32,12 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "test", "fixtures"))
 import svix  # noqa: E402
+
+VIA_PGBOUNCER = os.environ.get("JNX_TEST_PGBOUNCER") == "1"
+if VIA_PGBOUNCER:
+    sys.path.insert(0, os.path.join(ROOT, "test", "pgbouncer"))
+    import pgbouncer  # noqa: E402
+    MAIN_BOUNCER = pgbouncer.PgBouncer("", "", 0, port=int(os.environ["JNX_TEST_PGBOUNCER_PORT"]))
 
 HOST, PORT = os.environ["JNX_LISTEN"].rsplit(":", 1)
 PORT = int(PORT)
@@ -205,21 +216,47 @@ def rss_mb(pid):
     raise AssertionError("no VmRSS")
 
 
+def shim_database(name, database=None, user="jnx_authenticator", pool_size=8, bouncer=None):
+    """(conninfo, extra environment, PgBouncer or None) for a shim of our own: the database
+    directly, or through a PgBouncer of its own (not started yet) with as many server
+    connections as the shim's pool, unless `bouncer` (PgBouncer's arguments) says otherwise."""
+    database = database or os.environ["PGDATABASE"]
+    if not VIA_PGBOUNCER:
+        return (f"host={os.environ['PGHOST']} port={os.environ['PGPORT']} dbname={database} "
+                f"user={user} application_name={name}", {}, None)
+    options = dict({"pool_size": pool_size}, **(bouncer or {}))
+    bouncer = pgbouncer.PgBouncer(os.path.join(os.environ["JNX_BASE"], f"pgbouncer-{name}"),
+                                  os.environ["PGHOST"], os.environ["PGPORT"], **options)
+    return (bouncer.conninfo(database, user=user, application_name=name),
+            {"JNX_TRANSACTION_POOLING": "on"}, bouncer)
+
+
+def shim_backends():
+    """The server backends of the cluster's shim."""
+    if VIA_PGBOUNCER:
+        return MAIN_BOUNCER.server_pids(os.environ["PGDATABASE"])
+    out = psql("SELECT pid FROM pg_stat_activity WHERE application_name = 'jnx-shim'")
+    return [int(p) for p in out.split()] if out else []
+
+
 class PrivateShim:
     """A shim of our own on a free port, logged in as the cluster's shim is (jnx_authenticator),
-    under its own application_name so that its backends can be found in pg_stat_activity."""
+    under its own application_name so that its backends can be found in pg_stat_activity (or,
+    through PgBouncer, in its own pooler's list)."""
 
-    def __init__(self, name, database=None, **env):
+    def __init__(self, name, database=None, bouncer=None, **env):
         self.name = name
         self.port = free_port()
-        conninfo = (f"host={os.environ['PGHOST']} port={os.environ['PGPORT']} "
-                    f"dbname={database or os.environ['PGDATABASE']} user=jnx_authenticator "
-                    f"application_name={name}")
-        self.env = dict(os.environ, JNX_LISTEN=f"{HOST}:{self.port}", JNX_DATABASE_URL=conninfo, **env)
+        conninfo, pooled, self.bouncer = shim_database(name, database, bouncer=bouncer,
+                                                       pool_size=int(env.get("JNX_POOL_SIZE", "8")))
+        self.env = dict(os.environ, JNX_LISTEN=f"{HOST}:{self.port}", JNX_DATABASE_URL=conninfo,
+                        **dict(pooled, **env))
         self.log_path = os.path.join(os.environ["JNX_BASE"], f"{name}.log")
         self.proc = self.log = None
 
     def __enter__(self):
+        if self.bouncer is not None:
+            self.bouncer.start()
         self.log = open(self.log_path, "w", encoding="utf-8")
         self.proc = subprocess.Popen([SHIM_BIN], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         for _ in range(100):
@@ -239,6 +276,8 @@ class PrivateShim:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.bouncer is not None:
+            self.bouncer.stop()
         self.log.close()
         # The log rule holds for these too: JSON lines only.
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
@@ -253,8 +292,17 @@ class PrivateShim:
         return self.request("POST", "/api/webhooks/clerk", body, headers, timeout)
 
     def backends(self):
+        """The server backends this shim's requests run on."""
+        if self.bouncer is not None:
+            return self.bouncer.server_pids()
         out = psql(f"SELECT pid FROM pg_stat_activity WHERE application_name = '{self.name}'")
         return [int(p) for p in out.split()] if out else []
+
+    def connections(self):
+        """The shim's own database connections: its backends, or its clients of the pooler."""
+        if self.bouncer is not None:
+            return self.bouncer.clients(self.name)
+        return self.backends()
 
     def cpu(self):
         return cpu_seconds(self.proc.pid)
@@ -452,7 +500,7 @@ def secret_rotation_reaches_every_pooled_backend():
     # caches the decoded secret.
     warm = concurrently(16, lambda i: deliver(user_event(f"user_shim_warm_{i}"))[0])
     expect(warm == [200] * 16, warm)
-    backends = int(psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'jnx-shim'"))
+    backends = len(shim_backends())
     expect(backends >= 2, f"only {backends} shim backend(s): the test would prove nothing")
     new_secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
     try:
@@ -490,6 +538,11 @@ def database_down_is_503_with_retry_after_then_applies_once():
         expect_status(status, 503, data)
     finally:
         cluster("db-start")
+    if VIA_PGBOUNCER:
+        # PgBouncer, whose logins failed during the outage, refuses every client for its
+        # server_login_retry after the last failure (documented in OPERATIONS.md): that wait is
+        # PgBouncer's, not the shim's, whose part, connecting again at once, is what follows.
+        time.sleep(2 * pgbouncer.SERVER_LOGIN_RETRY)
     # Svix retries the same delivery: accepted at the first try after the
     # restart, and applied exactly once.
     status, _, data = deliver(body, headers)
@@ -850,7 +903,8 @@ def planted_public_overloads_never_run_as_the_owner_over_http():
                    'INSERT INTO public.http_tripwire_{RUN} VALUES (current_user); SELECT false';
                  CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = text, FUNCTION = public.trip_eq);""")
         # The shim's statements are prepared per connection: make it reconnect.
-        psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'jnx-shim'")
+        pids = ",".join(str(p) for p in shim_backends())
+        psql(f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid IN ({pids or 0})")
         time.sleep(0.5)
         # Fresh backends: every pooled connection must load its caches anew.
         psql("SELECT jnx.set_token_policy(token_config.issuers, token_config.authorized_parties) "
@@ -1214,6 +1268,55 @@ def me_and_user_created_race_for_thirty_new_users():
     expect(row == "30 30", f"rows / synced with the webhook's data: {row}")
 
 
+@test
+def identity_never_leaks_between_interleaved_users_at_high_concurrency():
+    # Tokens of 24 users, requests without a token and with a refused one, interleaved on 48
+    # threads over the shim's 8 pooled connections (through PgBouncer: over its 4 shared server
+    # connections): every answer is its own caller's, and no one else's.
+    users = [f"user_mix{i}_{RUN}" for i in range(24)]
+    tokens = [mint(session_claims(u)) for u in users]
+    bad = tokens[0][:-4] + ("AAAA" if not tokens[0].endswith("AAAA") else "BBBB")
+    plan = []
+    for n in range(480):
+        kind = n % 12
+        plan.append(("none", None) if kind == 10 else ("bad", bad) if kind == 11
+                    else ("user", n % len(users)))
+    answers = [None] * len(plan)
+    lock = threading.Lock()
+    next_index = [0]
+
+    def worker():
+        while True:
+            with lock:
+                i = next_index[0]
+                next_index[0] += 1
+            if i >= len(plan):
+                return
+            what, arg = plan[i]
+            path = "/api/me/export" if i % 5 == 0 and what == "user" else "/api/me"
+            token = tokens[arg] if what == "user" else arg
+            try:
+                answers[i] = (path,) + request("GET", path, headers={"Authorization": "Bearer " + token}
+                                               if token else {}, host=SHIM_HOST, port=SHIM_PORT)
+            except OSError as e:
+                answers[i] = (path, f"error {e!r}", {}, b"")
+
+    threads = [threading.Thread(target=worker) for _ in range(48)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (what, arg), (path, status, _, data) in zip(plan, answers):
+        if what == "user":
+            expect(status == 200, f"{path} for {users[arg]}: {status} {data[:100]!r}")
+            doc = json.loads(data)
+            expect(doc["clerk_user_id"] == users[arg], f"{path} for {users[arg]} answered {doc['clerk_user_id']}")
+            others = [u for u in users if u != users[arg] and u in data.decode()]
+            expect(not others, f"{path} for {users[arg]} mentions {others[:2]}")
+        else:
+            expect(status == 401, f"{what} token: {status} {data[:100]!r}")
+
+
 # --- the shim's own HTTP handling: these talk to the shim directly ---------------
 
 GONE = {"error": "gone", "detail": 'This route was retired; see docs/API.md, section "Retired routes".'}
@@ -1510,7 +1613,7 @@ def a_session_ends_with_its_request_on_the_pooled_connection():
 
         with PrivateShim("jnx-shim-session-end", database=scratch, JNX_POOL_SIZE="1") as shim:
             next_request_sees_nothing("nothing yet")
-            backend = shim.backends()
+            backend = shim.connections()
             expect(len(backend) == 1, backend)
             status, _, got = shim.request("GET", "/api/me", headers=auth)
             expect_status(status, 200, got)
@@ -1536,7 +1639,7 @@ def a_session_ends_with_its_request_on_the_pooled_connection():
             expect(status == 500 and json.loads(got) == {"error": "internal_error"}, (status, got))
             expect(scratch_sql(scratch, "SELECT count(*) FROM public.child") == "0", "the commit failed")
             next_request_sees_nothing("a commit that failed")
-            expect(shim.backends() == backend, (backend, shim.backends()))
+            expect(shim.connections() == backend, (backend, shim.connections()))
             # A response larger than the shim's 64 KiB output buffer arrives whole.
             scratch_sql(scratch, "CREATE OR REPLACE FUNCTION jnx.me() RETURNS jsonb LANGUAGE sql AS "
                                  "$$SELECT jsonb_build_object('pad', repeat('x', 300000), 'end', 'here')$$")
@@ -1565,7 +1668,7 @@ def out_of_memory_mid_exchange_frees_the_pooled_connection():
                          LD_PRELOAD=preload, JNX_TEST_NEW_LIMIT=str(1500 * 1000)) as shim:
             status, _, got = shim.request("GET", "/api/me", headers=small)
             expect_status(status, 200, got)
-            backend = shim.backends()
+            backend = shim.connections()
             try:
                 status, _, got = shim.request("GET", "/api/me", headers=big, timeout=10)
                 expect(status != 200, (status, got[:100]))
@@ -1578,7 +1681,7 @@ def out_of_memory_mid_exchange_frees_the_pooled_connection():
                 expect(time.monotonic() - started < 1.0, "answered without waiting for a connection")
             expect(shim.proc.poll() is None, "the shim is still running")
             # The connection that saw the failure was closed, not reused mid-exchange.
-            expect(shim.backends() != backend, (backend, shim.backends()))
+            expect(shim.connections() != backend, (backend, shim.connections()))
 
 
 # --- the database failing under the shim ----------------------------------------
@@ -1715,8 +1818,9 @@ def pool_of_two_recovers_from_a_killed_backend_without_spinning():
         # one itself (a warning, then EOF), and that is what the old shim spun on. Killing the
         # first one instead made the old shim find it dead and close the other, by luck.
         shim.request("GET", "/readyz")
-        pids = [int(p) for p in psql(f"SELECT pid FROM pg_stat_activity WHERE application_name = "
-                                     f"'{shim.name}' ORDER BY state_change DESC").split()]
+        mine = set(shim.backends())
+        pids = [int(p) for p in psql("SELECT pid FROM pg_stat_activity ORDER BY state_change DESC").split()
+                if int(p) in mine]
         expect(len(pids) == 2, f"backends {pids}")
         pid = pids[1]
         KILLED_BACKENDS.append(pid)
@@ -1746,6 +1850,7 @@ def the_first_request_after_a_restart_finds_its_idle_connections_dead_before_usi
 def a_query_blocked_by_a_lock_is_503_at_the_statement_timeout_and_frees_its_slot():
     with PrivateShim("jnx-shim-timeout", JNX_POOL_SIZE="1", JNX_STATEMENT_TIMEOUT_MS="1000") as shim:
         expect_status(shim.request("GET", "/readyz")[0], 200)
+        connections = shim.connections()
         body = user_event("user_timeout")
         headers = svix.headers(SECRET, body)
         locker = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
@@ -1761,7 +1866,11 @@ def a_query_blocked_by_a_lock_is_503_at_the_statement_timeout_and_frees_its_slot
             expect_status(status, 503, data)
             expect(json.loads(data) == {"error": "statement_timeout"}, data)
             expect(resp_headers.get("retry-after"), f"no Retry-After: {resp_headers}")
-            expect(0.9 <= elapsed < 2.5, f"answered after {elapsed:.2f}s with a 1 s statement timeout")
+            # The server's own statement_timeout ended the query (through PgBouncer too, where it is
+            # set per transaction): before the shim's deadline (1 s + 1 s margin), on a connection
+            # kept. The deadline would have dropped the connection.
+            expect(0.9 <= elapsed < 1.8, f"answered after {elapsed:.2f}s with a 1 s statement timeout")
+            expect(shim.connections() == connections, "the connection was dropped: the server did not time out")
             # The pool's only connection is free again at once.
             started = time.monotonic()
             status, _, data = shim.request("GET", "/readyz", timeout=5)
@@ -1813,9 +1922,10 @@ def a_server_that_stops_answering_is_given_up_at_the_client_deadline():
 def sigterm_finishes_the_request_in_flight_and_exits_0():
     port = free_port()
     log = open(os.path.join(os.environ["JNX_BASE"], "shim-drain.log"), "w")
-    env = dict(os.environ, JNX_LISTEN=f"{HOST}:{port}",
-               JNX_DATABASE_URL=f"host={os.environ['PGHOST']} port={os.environ['PGPORT']} "
-                                f"dbname={os.environ['PGDATABASE']} user={os.environ['PGUSER']}")
+    conninfo, pooled, bouncer = shim_database("jnx-shim-drain", user=os.environ["PGUSER"])
+    env = dict(os.environ, JNX_LISTEN=f"{HOST}:{port}", JNX_DATABASE_URL=conninfo, **pooled)
+    if bouncer is not None:
+        bouncer.start()
     proc = subprocess.Popen([os.path.join(ROOT, "shim", "jnx-shim")], env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
@@ -1852,6 +1962,8 @@ def sigterm_finishes_the_request_in_flight_and_exits_0():
     finally:
         if proc.poll() is None:
             proc.kill()
+        if bouncer is not None:
+            bouncer.stop()
         log.close()
 
 
