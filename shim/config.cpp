@@ -3,8 +3,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <limits>
-#include <string_view>
 #include <string>
+#include <string_view>
 
 namespace jnx::shim {
 namespace {
