@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <system_error>
 
 #ifndef JNX_EXTVERSION
 #error "JNX_EXTVERSION must be defined by the build"
@@ -356,36 +357,68 @@ std::string Metrics::Render(const PoolSnapshot &pool, const StatsSnapshot &stats
 StatsCache::StatsCache(Pool &pool, Metrics &metrics, std::chrono::seconds ttl)
     : pool_(pool), metrics_(metrics), ttl_(ttl) {}
 
+StatsCache::~StatsCache() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
 StatsSnapshot StatsCache::Get() {
-  const auto fresh = [this] { return snapshot_.attempted && Clock::now() - last_attempt_ < ttl_; };
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (fresh()) return snapshot_;
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (snapshot_.attempted && Clock::now() - last_attempt_ < ttl_) return snapshot_;
+  if (!thread_.joinable()) {
+    try {
+      thread_ = std::thread(&StatsCache::Refresher, this);
+    } catch (const std::system_error &) {
+      return snapshot_;  // no thread to be had: answer without fresh stats
+    }
   }
-  // One refresh at a time: a scrape arriving meanwhile serves what is cached.
-  std::unique_lock<std::mutex> refreshing(refresh_mutex_, std::try_to_lock);
-  if (!refreshing.owns_lock()) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return snapshot_;
+  const uint64_t seen = completed_;
+  requested_ = true;
+  wake_.notify_one();
+  done_.wait_for(lock, kScrapeWait, [&] { return completed_ != seen; });
+  return snapshot_;
+}
+
+void StatsCache::Refresher() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return requested_ || stopping_; });
+    if (stopping_) return;
+    requested_ = false;
+    lock.unlock();
+    StatsSnapshot next;
+    try {
+      next = Fetch();
+    } catch (...) {  // out of memory: nothing may leave this thread
+      next = StatsSnapshot();
+      next.attempted = true;
+    }
+    lock.lock();
+    snapshot_ = next;
+    last_attempt_ = Clock::now();
+    ++completed_;
+    done_.notify_all();
   }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (fresh()) return snapshot_;  // refreshed while we got here
-  }
-  static const std::string sql = StatsSql();  // built once, by the first refresh
+}
+
+StatsSnapshot StatsCache::Fetch() {
+  static const std::string sql = StatsSql();  // built once, on this thread
   RetryPolicy once;
   once.max_attempts = 1;
-  // Not the pool's 2 s: a scrape never queues behind the requests for long.
+  // Not the pool's 2 s: the refresh never queues behind the requests for long.
   once.acquire_timeout = std::chrono::milliseconds(100);
   const DbResult r = pool_.Call("jnx_stats", sql.c_str(), {}, once);
-  const auto now = Clock::now();
   const bool ok =
       r.kind == DbResult::Kind::kOk && r.has_row && r.columns.size() == StatsSnapshot::kFields;
   StatsSnapshot next;
   next.attempted = true;
   next.up = ok;
   if (ok) {
-    next.refreshed_at = now;
+    next.refreshed_at = Clock::now();
     for (size_t i = 0; i < StatsSnapshot::kFields; ++i) {
       if (!r.columns[i].has_value()) continue;
       char *end = nullptr;
@@ -395,10 +428,7 @@ StatsSnapshot StatsCache::Get() {
   } else if (r.kind != DbResult::Kind::kOk) {
     metrics_.DbError(r.sqlstate, r.kind == DbResult::Kind::kUnavailable);
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  snapshot_ = next;
-  last_attempt_ = now;
-  return snapshot_;
+  return next;
 }
 
 }  // namespace jnx::shim

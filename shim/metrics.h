@@ -13,12 +13,14 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "db.h"
@@ -85,24 +87,40 @@ class Metrics {
   double start_time_seconds_;
 };
 
-// jnx.stats(), cached for a few seconds (JNX_STATS_CACHE_SECONDS). One scrape
-// at a time refreshes it while the others serve the cached copy; a refresh
-// makes one attempt and waits at most briefly for a pooled connection, so a
-// scrape is answered at once also when the pool is exhausted or the database
-// is down (then with up = false).
+// jnx.stats(), cached for a few seconds (JNX_STATS_CACHE_SECONDS). A
+// scrape never waits on the database for longer than kScrapeWait: it asks a
+// refresher thread of its own for new values when the cached ones are older
+// than the cache period, waits that long for them, and otherwise answers with
+// what it has. One refresh runs at a time, with one attempt and at most 100 ms
+// of waiting for a pooled connection. A database that is down, slow, or
+// reached through a pooler that queues the query holds up only the refresher;
+// up turns false once that refresh fails.
 class StatsCache {
  public:
+  static constexpr std::chrono::milliseconds kScrapeWait{250};
+
   StatsCache(Pool &pool, Metrics &metrics, std::chrono::seconds ttl);
+  ~StatsCache();  // stops the refresher, after the refresh in flight if any
+  StatsCache(const StatsCache &) = delete;
+  StatsCache &operator=(const StatsCache &) = delete;
   StatsSnapshot Get();
 
  private:
+  void Refresher();
+  StatsSnapshot Fetch();
+
   Pool &pool_;
   Metrics &metrics_;
   std::chrono::seconds ttl_;
-  std::mutex refresh_mutex_;  // held by the one refreshing scrape
-  std::mutex mutex_;          // guards the fields below, held only to copy
+  std::mutex mutex_;  // guards the fields below
+  std::condition_variable wake_, done_;
+  bool requested_ = false, stopping_ = false;
+  uint64_t completed_ = 0;  // refreshes finished, successful or not
   StatsSnapshot snapshot_;
   std::chrono::steady_clock::time_point last_attempt_;
+  // Started by the first scrape, on a serving thread: it inherits the mask
+  // that keeps SIGTERM for main()'s signal thread.
+  std::thread thread_;
 };
 
 }  // namespace jnx::shim
