@@ -48,7 +48,6 @@ mutations=(
   's/jnx_stats_up == 0/jnx_stats_up < 0/'
   's/) > 0.5/) > 0.95/'
   's/\[15m\])) >= 3/[15m])) >= 1/'
-  's/> 2 \* 86400/> 3 * 86400/'
 )
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
