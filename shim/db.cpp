@@ -175,7 +175,44 @@ bool SendStep(PGconn *conn, const Step &step, bool named) {
                                  formats.data(), 0) == 1;
 }
 
+std::vector<std::string> SplitList(const std::string &list) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = list.find(',', start);
+    items.push_back(
+        list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return items;
+    start = comma + 1;
+  }
+}
+
 }  // namespace
+
+// libpq's rules: host and hostaddr list the servers (equally long when both
+// are given); port has one entry for all or one per server. Anything else is
+// left whole to libpq, which reports it.
+std::vector<Pool::Host> Pool::SplitHosts(const std::vector<std::string> &keys,
+                                         const std::vector<std::string> &values) {
+  std::vector<std::string> host, hostaddr, port;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i] == "host") host = SplitList(values[i]);
+    if (keys[i] == "hostaddr") hostaddr = SplitList(values[i]);
+    if (keys[i] == "port") port = SplitList(values[i]);
+  }
+  const size_t n = std::max(host.size(), hostaddr.size());
+  if (n < 2 || (!host.empty() && host.size() != n) || (!hostaddr.empty() && hostaddr.size() != n) ||
+      (port.size() > 1 && port.size() != n)) {
+    return {};
+  }
+  std::vector<Host> hosts(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!host.empty()) hosts[i].host = host[i];
+    if (!hostaddr.empty()) hosts[i].hostaddr = hostaddr[i];
+    if (!port.empty()) hosts[i].port = port.size() == 1 ? port[0] : port[i];
+  }
+  return hosts;
+}
 
 std::unique_ptr<Pool> Pool::Create(const Config &config, std::string *error) {
   char *parse_error = nullptr;
@@ -197,11 +234,25 @@ std::unique_ptr<Pool> Pool::Create(const Config &config, std::string *error) {
     }
   }
   PQconninfoFree(options);
+  // The servers of a multi-host conninfo, one by one (see Pool::hosts_).
+  std::vector<Pool::Host> hosts = SplitHosts(keys, values);
+  if (hosts.size() > 1) {
+    for (size_t i = keys.size(); i-- > 0;) {
+      if (keys[i] == "host" || keys[i] == "hostaddr" || keys[i] == "port") {
+        keys.erase(keys.begin() + static_cast<std::ptrdiff_t>(i));
+        values.erase(values.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+    }
+  } else {
+    hosts.clear();
+  }
   // Named in pg_stat_activity unless the caller names it otherwise.
   keys.emplace_back("fallback_application_name");
   values.emplace_back("jnx-shim");
-  return std::unique_ptr<Pool>(
+  std::unique_ptr<Pool> pool(
       new Pool(config, std::move(keys), std::move(values), std::move(server_options)));
+  pool->hosts_ = std::move(hosts);
+  return pool;
 }
 
 Pool::Pool(const Config &config, std::vector<std::string> keys, std::vector<std::string> values,
@@ -301,6 +352,26 @@ void Pool::UseTransactionPooling(const char *why) {
 // (libpq's own connect_timeout applies only to its blocking connect).
 bool Pool::Connect(Slot *slot) {
   Drop(slot);
+  if (hosts_.empty()) return ConnectTo(slot, nullptr, connect_timeout_);
+  const size_t n = hosts_.size();
+  const size_t first = preferred_host_.load(std::memory_order_relaxed) % n;
+  const auto deadline = Clock::now() + connect_timeout_;
+  const auto share = std::max<std::chrono::milliseconds>(connect_timeout_ / static_cast<int>(n),
+                                                         std::chrono::milliseconds(250));
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (first + k) % n;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) break;
+    if (ConnectTo(slot, &hosts_[i], std::min(left, share))) {
+      preferred_host_.store(i, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Pool::ConnectTo(Slot *slot, const Host *host, std::chrono::milliseconds budget) {
   const bool pooled = transaction_pooling_.load(std::memory_order_relaxed);
   std::vector<const char *> keys, values;
   for (size_t i = 0; i < keys_.size(); ++i) {
@@ -311,11 +382,20 @@ bool Pool::Connect(Slot *slot) {
     keys.push_back("options");
     values.push_back(pooled ? caller_options_.c_str() : direct_options_.c_str());
   }
+  if (host != nullptr) {
+    const std::pair<const char *, const std::string *> fields[] = {
+        {"host", &host->host}, {"hostaddr", &host->hostaddr}, {"port", &host->port}};
+    for (const auto &[key, value] : fields) {
+      if (value->empty()) continue;
+      keys.push_back(key);
+      values.push_back(value->c_str());
+    }
+  }
   keys.push_back(nullptr);
   values.push_back(nullptr);
   PGconn *conn = PQconnectStartParams(keys.data(), values.data(), 0);
   if (conn == nullptr) return false;
-  const auto deadline = Clock::now() + connect_timeout_;
+  const auto deadline = Clock::now() + budget;
   PostgresPollingStatusType state = PGRES_POLLING_WRITING;  // as libpq documents for the start
   while (PQstatus(conn) != CONNECTION_BAD &&
          (state == PGRES_POLLING_READING || state == PGRES_POLLING_WRITING)) {

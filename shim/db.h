@@ -110,7 +110,14 @@ class Pool {
   Slot *Acquire(std::chrono::milliseconds timeout);
   void Release(Slot *slot);
   Outcome Attempt(Slot *slot, const std::vector<Step> &steps, DbResult *result);
+  // One server of a multi-host conninfo: host, hostaddr and port as given.
+  struct Host {
+    std::string host, hostaddr, port;
+  };
+  static std::vector<Host> SplitHosts(const std::vector<std::string> &keys,
+                                      const std::vector<std::string> &values);
   bool Connect(Slot *slot);
+  bool ConnectTo(Slot *slot, const Host *host, std::chrono::milliseconds budget);
   static void Drop(Slot *slot);
   void CloseIdle();
   DbResult Run(const std::vector<Step> &steps, const RetryPolicy &policy);
@@ -126,6 +133,12 @@ class Pool {
   std::string caller_options_, direct_options_;
   std::string statement_timeout_;  // milliseconds, as text, for SET LOCAL
   std::atomic<bool> transaction_pooling_;
+  // Several servers (failover): libpq's non-blocking connect has no per-host
+  // timeout, so one that hangs would take the whole connect deadline and the
+  // next would never be tried. Each is tried in turn with a share of it,
+  // starting with the one that last answered. Empty for a single server.
+  std::vector<Host> hosts_;
+  std::atomic<size_t> preferred_host_{0};
   std::chrono::milliseconds acquire_timeout_, connect_timeout_, statement_deadline_;
   // Threads waiting for a slot, served first come, first served: a released
   // slot goes straight to the oldest waiter (a thread arriving meanwhile

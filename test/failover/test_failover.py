@@ -117,10 +117,10 @@ class Node:
 
 
 class Shim:
-    def __init__(self, nodes):
+    def __init__(self, nodes, hosts=None, ports=None):
         self.port = free_port()
-        hosts = ",".join(SOCK for _ in nodes)
-        ports = ",".join(str(n.port) for n in nodes)
+        hosts = hosts or ",".join(SOCK for _ in nodes)
+        ports = ports or ",".join(str(n.port) for n in nodes)
         self.env = dict(os.environ, JNX_LISTEN=f"127.0.0.1:{self.port}", JNX_POOL_SIZE="4",
                         JNX_DATABASE_URL=f"host={hosts} port={ports} dbname={DB} user=jnx_authenticator "
                                          "target_session_attrs=read-write")
@@ -381,7 +381,51 @@ def main():
     for line in open(shim.log_path, encoding="utf-8"):
         json.loads(line)  # JSON lines only
         expect(secret[6:20] not in line and "@example.com" not in line, "the shim log holds a secret or an email")
-    print("failover: 2 rounds passed")
+
+    # --- round 3: the first listed server hangs (accepts, never answers) --------------------------
+    # A dead machine or a frozen server does not refuse: libpq's non-blocking connect has no
+    # per-host timeout, so the shim gives each listed server its share of the connect deadline.
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(64)
+    held = []
+    stop = threading.Event()
+
+    def accept_and_say_nothing():
+        hang.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(hang.accept()[0])
+            except OSError:
+                pass
+
+    acceptor = threading.Thread(target=accept_and_say_nothing)
+    acceptor.start()
+    try:
+        with Shim([], hosts=f"127.0.0.1,{SOCK}", ports=f"{hang.getsockname()[1]},{a.port}") as shim:
+            evs = events("r3", 20)
+            t0 = time.monotonic()
+            svix_id, _, _, body = evs[0]
+            first = shim.deliver(body, svix.headers(secret, body, msg_id=svix_id))
+            first_s = time.monotonic() - t0
+            expect(first[0] == 200, f"first delivery with a hanging first server: {first}")
+            expect(first_s < 3, f"the first delivery took {first_s:.2f}s")
+            t0 = time.monotonic()
+            rest = [shim.deliver(body, svix.headers(secret, body, msg_id=svix_id))
+                    for svix_id, _, _, body in evs[1:]]
+            rest_s = time.monotonic() - t0
+            expect(all(x[0] == 200 for x in rest), f"later deliveries: {sorted({str(x) for x in rest})}")
+            expect(len(held) >= 1, "the hanging server was never tried: round 3 proved nothing")
+            check_applied_once(a, evs, "r3")
+            print(f"# round 3 (first server hangs): first delivery 200 after {first_s:.2f}s; "
+                  f"{len(rest)} more in {rest_s:.2f}s; {len(held)} connection(s) left hanging")
+    finally:
+        stop.set()
+        acceptor.join()
+        for c in held:
+            c.close()
+        hang.close()
+    print("failover: 3 rounds passed")
     return 0
 
 
