@@ -68,7 +68,8 @@ constexpr const char *kMetricsContentType = "text/plain; version=0.0.4; charset=
 // shim reads no cookie, so Access-Control-Allow-Credentials is never sent
 // (and a browser then never sends cookies along: nothing ambient to abuse).
 constexpr const char *kCorsAllowMethods = "GET, HEAD";
-constexpr const char *kCorsAllowHeaders = "Authorization, Content-Type";
+// X-Request-Id: a page may send its own request id (docs/API.md), kept by the shim.
+constexpr const char *kCorsAllowHeaders = "Authorization, Content-Type, X-Request-Id";
 constexpr const char *kCorsExposeHeaders =
     "X-Request-Id, Retry-After, Content-Disposition, WWW-Authenticate";
 constexpr const char *kCorsMaxAge = "600";

@@ -468,7 +468,7 @@ def cors_preflights_and_answers_pass_the_edge_as_the_shim_wrote_them():
         expect(status == 204 and body == b"", f"{path}: {status} {body[:100]!r}")
         expect(access_control(headers) == {
             "access-control-allow-origin": allowed, "access-control-allow-methods": "GET, HEAD",
-            "access-control-allow-headers": "Authorization, Content-Type",
+            "access-control-allow-headers": "Authorization, Content-Type, X-Request-Id",
             "access-control-max-age": "600"}, f"{path}: {headers}")
         expect([v for k, v in headers if k == "vary"] ==
                ["Origin, Access-Control-Request-Method, Access-Control-Request-Headers"], f"{path}: {headers}")

@@ -2334,7 +2334,7 @@ def cors_preflights_and_requests_from_listed_origins_only():
                 expect(cors_headers(headers) == {
                     "access-control-allow-origin": origin,
                     "access-control-allow-methods": "GET, HEAD",
-                    "access-control-allow-headers": "Authorization, Content-Type",
+                    "access-control-allow-headers": "Authorization, Content-Type, X-Request-Id",
                     "access-control-max-age": "600"}, f"{path} {origin}: {headers}")
                 vary = [v for k, v in headers if k == "vary"]
                 expect(vary == ["Origin, Access-Control-Request-Method, Access-Control-Request-Headers"], vary)
